@@ -1,0 +1,1 @@
+//! PHP `serialize()` format (placeholder, being written).
