@@ -1,0 +1,605 @@
+//! Where the queue's Redis lives and which key prefix Laravel puts in front of every key, computed
+//! from the same environment variables a Laravel 8/10 app reads in `config/database.php`.
+//!
+//! This module only turns settings into a [`RedisConfig`]; it must not open connections, and it
+//! must never print a password (the `Display`/`Debug` impls mask it).
+
+use std::fmt;
+
+/// Connection URL and key prefix for the queue's Redis connection.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://`, `rediss://` or `redis+unix://` URL, with user, password and database number.
+    pub url: String,
+    /// Prepended to every key, like phpredis's `OPT_PREFIX` (e.g. `restrosaas_database_`).
+    pub prefix: String,
+}
+
+/// A setting that cannot be turned into a connection URL. Names the variable to fix; never
+/// contains a password.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisConfigError {
+    /// A single variable holds a value we cannot use.
+    #[error("{var}={value:?} is not valid: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    /// `REDIS_URL` cannot be parsed; the URL is shown with its password masked.
+    #[error("REDIS_URL {masked} is not a valid Redis URL: {reason}")]
+    BadUrl { masked: String, reason: String },
+}
+
+impl RedisConfig {
+    /// Builds the configuration from Laravel-named settings, looked up through `get`:
+    /// `REDIS_URL`, `REDIS_HOST` (127.0.0.1), `REDIS_PORT` (6379), `REDIS_USERNAME`,
+    /// `REDIS_PASSWORD`, `REDIS_DB` (0), `REDIS_SCHEME` (`tls` for TLS), `REDIS_PREFIX`, else
+    /// `slug(APP_NAME or "laravel", '_') + "_database_"` as the Laravel 8/10 skeleton computes it.
+    ///
+    /// As in Laravel's `ConfigurationUrlParser`, the parts present in `REDIS_URL` override the
+    /// separate variables and the missing parts fall back to them. Values go through the same
+    /// normalisation as Laravel's `env()`: `null`/`(null)` means unset, `empty`/`(empty)` means
+    /// the empty string, and one pair of surrounding quotes is removed.
+    pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RedisConfig, RedisConfigError> {
+        let env = |name: &str| laravel_env(get(name));
+
+        let mut parts = Parts {
+            tls: false,
+            host: env("REDIS_HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
+            port: env("REDIS_PORT").unwrap_or_else(|| "6379".to_owned()),
+            username: env("REDIS_USERNAME"),
+            password: env("REDIS_PASSWORD"),
+            database: env("REDIS_DB").unwrap_or_else(|| "0".to_owned()),
+            insecure: false,
+        };
+        if let Some(scheme) = env("REDIS_SCHEME") {
+            parts.tls = parse_scheme(&scheme).ok_or(RedisConfigError::Invalid {
+                var: "REDIS_SCHEME",
+                value: scheme,
+                reason: "expected tcp, tls, redis or rediss",
+            })?;
+        }
+        if let Some(url) = env("REDIS_URL").filter(|u| !u.is_empty()) {
+            apply_url(&mut parts, &url)?;
+        }
+
+        let prefix = match env("REDIS_PREFIX") {
+            Some(prefix) => prefix,
+            None => {
+                let app_name = env("APP_NAME").unwrap_or_else(|| "laravel".to_owned());
+                if app_name.chars().any(|c| transliterate(c).is_none()) {
+                    tracing::warn!(
+                        app_name = %app_name,
+                        "APP_NAME has characters we cannot transliterate like Laravel's Str::slug; \
+                         the derived Redis prefix may differ from PHP's, set REDIS_PREFIX to be sure"
+                    );
+                }
+                format!("{}_database_", laravel_slug(&app_name, '_'))
+            }
+        };
+
+        Ok(RedisConfig {
+            url: parts.into_url()?,
+            prefix,
+        })
+    }
+
+    /// The URL with any password replaced by `***`, for logs and error messages.
+    pub fn masked_url(&self) -> String {
+        mask_url(&self.url)
+    }
+}
+
+impl fmt::Display for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (prefix {:?})", self.masked_url(), self.prefix)
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.masked_url())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// Laravel's `Str::slug($title, $separator)` with the default `en` transliteration: accented
+/// Latin letters become ASCII (é→e, ß→ss, æ→ae), characters we cannot transliterate are dropped,
+/// `@` becomes `at`, the other separator becomes `separator`, everything but `[a-z0-9]`,
+/// whitespace and the separator is removed, runs of separator/whitespace collapse to one
+/// separator, and separators are trimmed from both ends.
+pub fn laravel_slug(title: &str, separator: char) -> String {
+    let flip = if separator == '-' { '_' } else { '-' };
+    let mut ascii = String::with_capacity(title.len());
+    for c in title.chars() {
+        match transliterate(c) {
+            Some(Translit::Same) => ascii.push(c),
+            Some(Translit::To(s)) => ascii.push_str(s),
+            None => {}
+        }
+    }
+
+    let mut cleaned = String::with_capacity(ascii.len());
+    for c in ascii.chars() {
+        if c == flip {
+            cleaned.push(separator);
+        } else if c == '@' {
+            cleaned.push(separator);
+            cleaned.push_str("at");
+            cleaned.push(separator);
+        } else {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == separator || is_php_space(c) {
+                cleaned.push(c);
+            }
+        }
+    }
+
+    let mut slug = String::with_capacity(cleaned.len());
+    let mut in_run = false;
+    for c in cleaned.chars() {
+        if c == separator || is_php_space(c) {
+            if !in_run {
+                slug.push(separator);
+            }
+            in_run = true;
+        } else {
+            slug.push(c);
+            in_run = false;
+        }
+    }
+    slug.trim_matches(separator).to_owned()
+}
+
+/// PCRE's `\s` on ASCII text.
+fn is_php_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0B' | '\x0C')
+}
+
+enum Translit {
+    Same,
+    To(&'static str),
+}
+
+/// ASCII transliteration of one character, as Laravel's `Str::ascii($c, 'en')` does it for
+/// Latin-1, Latin Extended-A and common punctuation. Only the letters, digits, spaces and
+/// dashes matter because the slug removes everything else. `None`: unknown, dropped.
+fn transliterate(c: char) -> Option<Translit> {
+    if c.is_ascii() {
+        return Some(Translit::Same);
+    }
+    let to = match c {
+        '\u{A0}' | '\u{2002}' | '\u{2003}' | '\u{200B}' | '\u{3000}' => " ",
+        '¢' | 'Ç' | 'ç' | 'Ć' | 'ć' | 'Ĉ' | 'ĉ' | 'Ċ' | 'ċ' | 'Č' | 'č' => "c",
+        '£' => "ps",
+        '¥' => "yen",
+        'ª' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'Ā' | 'ā'
+        | 'Ă' | 'ă' | 'Ą' | 'ą' => "a",
+        '²' => "2",
+        '³' => "3",
+        '¹' => "1",
+        'º' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ō' | 'ō'
+        | 'Ŏ' | 'ŏ' | 'Ő' | 'ő' => "o",
+        'Æ' | 'æ' => "ae",
+        'È' | 'É' | 'Ê' | 'Ë' | 'è' | 'é' | 'ê' | 'ë' | 'Ē' | 'ē' | 'Ĕ' | 'ĕ' | 'Ė' | 'ė' | 'Ę'
+        | 'ę' | 'Ě' | 'ě' => "e",
+        'Ì' | 'Í' | 'Î' | 'Ï' | 'ì' | 'í' | 'î' | 'ï' | 'Ĩ' | 'ĩ' | 'Ī' | 'ī' | 'Ĭ' | 'ĭ' | 'Į'
+        | 'į' | 'İ' | 'ı' => "i",
+        'Ð' | 'ð' | 'Ď' | 'ď' | 'Đ' | 'đ' => "d",
+        'Ñ' | 'ñ' | 'Ń' | 'ń' | 'Ņ' | 'ņ' | 'Ň' | 'ň' | 'ŉ' | 'Ŋ' | 'ŋ' => "n",
+        'Ù' | 'Ú' | 'Û' | 'Ü' | 'ù' | 'ú' | 'û' | 'ü' | 'Ũ' | 'ũ' | 'Ū' | 'ū' | 'Ŭ' | 'ŭ' | 'Ů'
+        | 'ů' | 'Ű' | 'ű' | 'Ų' | 'ų' => "u",
+        'Ý' | 'ý' | 'ÿ' | 'Ŷ' | 'ŷ' | 'Ÿ' => "y",
+        'Þ' | 'þ' => "th",
+        'ß' => "ss",
+        'Ĝ' | 'ĝ' | 'Ğ' | 'ğ' | 'Ġ' | 'ġ' | 'Ģ' | 'ģ' => "g",
+        'Ĥ' | 'ĥ' | 'Ħ' | 'ħ' => "h",
+        'Ĳ' | 'ĳ' => "ij",
+        'Ĵ' | 'ĵ' => "j",
+        'Ķ' | 'ķ' | 'ĸ' => "k",
+        'Ĺ' | 'ĺ' | 'Ļ' | 'ļ' | 'Ľ' | 'ľ' | 'Ŀ' | 'ŀ' | 'Ł' | 'ł' => "l",
+        'Œ' | 'œ' => "oe",
+        'Ŕ' | 'ŕ' | 'Ŗ' | 'ŗ' | 'Ř' | 'ř' => "r",
+        'Ś' | 'ś' | 'Ŝ' | 'ŝ' | 'Ş' | 'ş' | 'Š' | 'š' | 'ſ' => "s",
+        'Ţ' | 'ţ' | 'Ť' | 'ť' | 'Ŧ' | 'ŧ' => "t",
+        'Ŵ' | 'ŵ' => "w",
+        'Ź' | 'ź' | 'Ż' | 'ż' | 'Ž' | 'ž' => "z",
+        '\u{2013}' | '\u{2014}' => "-",
+        '\u{20AC}' => "eur",
+        // The rest of Latin-1 and Latin Extended-A transliterates to punctuation or nothing,
+        // which the slug removes anyway.
+        '\u{A1}'..='\u{17F}' | '\u{2018}'..='\u{201D}' | '\u{2026}' => "",
+        _ => return None,
+    };
+    Some(Translit::To(to))
+}
+
+/// Laravel's `env()` normalisation of a raw value.
+fn laravel_env(raw: Option<String>) -> Option<String> {
+    let value = raw?;
+    match value.to_ascii_lowercase().as_str() {
+        "null" | "(null)" => return None,
+        "empty" | "(empty)" => return Some(String::new()),
+        _ => {}
+    }
+    let bytes = value.as_bytes();
+    if bytes.len() >= 2 {
+        let (first, last) = (bytes[0], bytes[bytes.len() - 1]);
+        if (first == b'"' || first == b'\'') && first == last {
+            return Some(value[1..value.len() - 1].to_owned());
+        }
+    }
+    Some(value)
+}
+
+/// `Some(true)` for a TLS scheme, `Some(false)` for plain TCP, `None` if unknown.
+fn parse_scheme(scheme: &str) -> Option<bool> {
+    match scheme.to_ascii_lowercase().as_str() {
+        "tls" | "rediss" => Some(true),
+        "tcp" | "redis" => Some(false),
+        _ => None,
+    }
+}
+
+struct Parts {
+    tls: bool,
+    host: String,
+    port: String,
+    username: Option<String>,
+    password: Option<String>,
+    database: String,
+    insecure: bool,
+}
+
+impl Parts {
+    fn into_url(self) -> Result<String, RedisConfigError> {
+        if self.host.is_empty() {
+            return Err(RedisConfigError::Invalid {
+                var: "REDIS_HOST",
+                value: self.host,
+                reason: "the host is empty",
+            });
+        }
+        let port: u16 = self.port.parse().map_err(|_| RedisConfigError::Invalid {
+            var: "REDIS_PORT",
+            value: self.port.clone(),
+            reason: "expected a port number",
+        })?;
+        let database: i64 = self
+            .database
+            .parse()
+            .map_err(|_| RedisConfigError::Invalid {
+                var: "REDIS_DB",
+                value: self.database.clone(),
+                reason: "expected a database number",
+            })?;
+        // phpredis sends AUTH only when a password is set; so does the redis crate.
+        let password = self.password.filter(|p| !p.is_empty());
+        let username = self.username.filter(|u| !u.is_empty());
+
+        if self.host.starts_with('/') {
+            // phpredis treats a host starting with '/' as a Unix socket path.
+            let mut url = format!("redis+unix://{}?db={database}", self.host);
+            if let Some(user) = &username {
+                url.push_str(&format!("&user={}", percent_encode(user)));
+            }
+            if let Some(pass) = &password {
+                url.push_str(&format!("&pass={}", percent_encode(pass)));
+            }
+            return Ok(url);
+        }
+
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let auth = match (&username, &password) {
+            (Some(u), Some(p)) => format!("{}:{}@", percent_encode(u), percent_encode(p)),
+            (None, Some(p)) => format!(":{}@", percent_encode(p)),
+            (Some(u), None) => format!("{}@", percent_encode(u)),
+            (None, None) => String::new(),
+        };
+        let host = if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host)
+        } else {
+            self.host
+        };
+        let fragment = if self.tls && self.insecure {
+            "#insecure"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "{scheme}://{auth}{host}:{port}/{database}{fragment}"
+        ))
+    }
+}
+
+/// Overrides `parts` with what `url` contains, like Laravel's `ConfigurationUrlParser`.
+fn apply_url(parts: &mut Parts, url: &str) -> Result<(), RedisConfigError> {
+    let bad = |reason: &str| RedisConfigError::BadUrl {
+        masked: mask_url(url),
+        reason: reason.to_owned(),
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("missing scheme://"))?;
+    parts.tls =
+        parse_scheme(scheme).ok_or_else(|| bad("scheme must be redis, rediss, tcp or tls"))?;
+
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (rest, None),
+    };
+    match fragment {
+        None => {}
+        Some("insecure") => parts.insecure = true,
+        Some(_) => return Err(bad("only #insecure is supported as a fragment")),
+    }
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let hostport = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => {
+            let (user, pass) = match userinfo.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (userinfo, None),
+            };
+            if !user.is_empty() {
+                parts.username =
+                    Some(percent_decode(user).ok_or_else(|| bad("bad %-escape in user"))?);
+            }
+            if let Some(pass) = pass {
+                parts.password =
+                    Some(percent_decode(pass).ok_or_else(|| bad("bad %-escape in password"))?);
+            }
+            hostport
+        }
+        None => authority,
+    };
+    let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+        let (host, after) = inner
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed [ in host"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if !host.is_empty() {
+        parts.host = percent_decode(host).ok_or_else(|| bad("bad %-escape in host"))?;
+    }
+    if let Some(port) = port.filter(|p| !p.is_empty()) {
+        parts.port = port.to_owned();
+    }
+    let db = path.trim_start_matches('/');
+    if !db.is_empty() {
+        parts.database = db.to_owned();
+    }
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v).ok_or_else(|| bad("bad %-escape in query"))?;
+        match k {
+            "database" | "db" => parts.database = v,
+            "password" => parts.password = Some(v),
+            "username" => parts.username = Some(v),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Replaces the password in `userinfo@` and in `pass=` / `password=` query parameters.
+fn mask_url(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match head.split_once("://") {
+        // The last '@' ends the user info, even when a raw password contains '/' or '@'.
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host_and_path)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                let masked = if userinfo.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_owned()
+                };
+                format!("{scheme}://{masked}@{host_and_path}")
+            }
+            None => head.to_owned(),
+        },
+        None => head.to_owned(),
+    };
+    if let Some(query) = query {
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&masked.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<RedisConfig, RedisConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        RedisConfig::from_env(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn slug_matches_laravel_examples() {
+        // Expected values were produced by Laravel 8.83's Str::slug($s, '_').
+        let cases = [
+            ("RestroSaaS", "restrosaas"),
+            ("My App", "my_app"),
+            ("Laravel", "laravel"),
+            ("Café Crème", "cafe_creme"),
+            ("a-b c", "a_b_c"),
+            ("Ünïcödé Straße Æsir", "unicode_strasse_aesir"),
+            ("a@b.com", "a_at_bcom"),
+            ("  --Hello__World--  ", "hello_world"),
+            ("Ça va? Ñandú øre Łódź", "ca_va_nandu_ore_lodz"),
+            ("日本語 app", "app"),
+            ("x – y", "x_y"),
+            ("x–y", "x_y"),
+            ("a’b", "ab"),
+            ("Ärger Öl ß þorn đ", "arger_ol_ss_thorn_d"),
+            ("€5 & co", "eur5_co"),
+            ("İstanbul ğ ş", "istanbul_g_s"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(laravel_slug(input, '_'), want, "slug({input:?})");
+        }
+        assert_eq!(laravel_slug("a_b-c", '-'), "a-b-c");
+        assert_eq!(laravel_slug("My App", '-'), "my-app");
+    }
+
+    #[test]
+    fn defaults_give_laravel_prefix_and_local_url() {
+        let c = cfg(&[]).expect("defaults are valid");
+        assert_eq!(c.url, "redis://127.0.0.1:6379/0");
+        assert_eq!(c.prefix, "laravel_database_");
+
+        let c = cfg(&[("APP_NAME", "RestroSaaS")]).expect("valid");
+        assert_eq!(c.prefix, "restrosaas_database_");
+        let c = cfg(&[("APP_NAME", "\"My App\"")]).expect("valid");
+        assert_eq!(c.prefix, "my_app_database_");
+    }
+
+    #[test]
+    fn redis_prefix_wins_even_when_empty() {
+        let c = cfg(&[("APP_NAME", "X"), ("REDIS_PREFIX", "custom:")]).expect("valid");
+        assert_eq!(c.prefix, "custom:");
+        let c = cfg(&[("REDIS_PREFIX", "")]).expect("valid");
+        assert_eq!(c.prefix, "");
+        let c = cfg(&[("REDIS_PREFIX", "(empty)")]).expect("valid");
+        assert_eq!(c.prefix, "");
+        let c = cfg(&[("REDIS_PREFIX", "null")]).expect("valid");
+        assert_eq!(c.prefix, "laravel_database_");
+    }
+
+    #[test]
+    fn separate_variables_build_the_url() {
+        let c = cfg(&[
+            ("REDIS_HOST", "cache.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD", "p@ss:w/rd"),
+            ("REDIS_DB", "3"),
+            ("REDIS_SCHEME", "tls"),
+        ])
+        .expect("valid");
+        assert_eq!(c.url, "rediss://app:p%40ss%3Aw%2Frd@cache.internal:6380/3");
+
+        let c = cfg(&[("REDIS_PASSWORD", "null")]).expect("valid");
+        assert_eq!(c.url, "redis://127.0.0.1:6379/0");
+        let c = cfg(&[("REDIS_PASSWORD", "secret")]).expect("valid");
+        assert_eq!(c.url, "redis://:secret@127.0.0.1:6379/0");
+        let c = cfg(&[("REDIS_HOST", "::1")]).expect("valid");
+        assert_eq!(c.url, "redis://[::1]:6379/0");
+        let c = cfg(&[("REDIS_HOST", "/run/redis.sock"), ("REDIS_PASSWORD", "s")]).expect("valid");
+        assert_eq!(c.url, "redis+unix:///run/redis.sock?db=0&pass=s");
+    }
+
+    #[test]
+    fn url_parts_override_variables_and_missing_parts_fall_back() {
+        let c = cfg(&[
+            ("REDIS_URL", "rediss://user:pw@redis.example.com:7000/2"),
+            ("REDIS_HOST", "ignored"),
+            ("REDIS_DB", "5"),
+        ])
+        .expect("valid");
+        assert_eq!(c.url, "rediss://user:pw@redis.example.com:7000/2");
+
+        let c = cfg(&[
+            ("REDIS_URL", "redis://redis.example.com"),
+            ("REDIS_PASSWORD", "fromenv"),
+            ("REDIS_PORT", "6390"),
+            ("REDIS_DB", "4"),
+        ])
+        .expect("valid");
+        assert_eq!(c.url, "redis://:fromenv@redis.example.com:6390/4");
+
+        let c = cfg(&[("REDIS_URL", "tls://h:1/0?database=7#insecure")]).expect("valid");
+        assert_eq!(c.url, "rediss://h:1/7#insecure");
+    }
+
+    #[test]
+    fn invalid_settings_name_the_variable_without_the_password() {
+        let err = cfg(&[("REDIS_PORT", "abc")]).expect_err("bad port");
+        assert!(err.to_string().contains("REDIS_PORT"), "{err}");
+        let err = cfg(&[("REDIS_DB", "x")]).expect_err("bad db");
+        assert!(err.to_string().contains("REDIS_DB"), "{err}");
+        let err = cfg(&[("REDIS_URL", "http://u:topsecret@h/0")]).expect_err("bad scheme");
+        let text = err.to_string();
+        assert!(
+            text.contains("REDIS_URL") && !text.contains("topsecret"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn display_and_debug_never_show_the_password() {
+        let c = cfg(&[("REDIS_USERNAME", "app"), ("REDIS_PASSWORD", "topsecret")]).expect("valid");
+        assert!(c.url.contains("topsecret"));
+        for text in [c.to_string(), format!("{c:?}"), c.masked_url()] {
+            assert!(!text.contains("topsecret"), "{text}");
+            assert!(text.contains("app:***@127.0.0.1"), "{text}");
+        }
+        let c = cfg(&[
+            ("REDIS_HOST", "/tmp/r.sock"),
+            ("REDIS_PASSWORD", "topsecret"),
+        ])
+        .expect("ok");
+        assert!(!format!("{c} {c:?}").contains("topsecret"));
+    }
+}

@@ -1,0 +1,657 @@
+//! Laravel's Redis queue protocol (`Illuminate\Queue\RedisQueue`), spoken from Rust so that PHP
+//! producers, PHP workers and this worker can share the same queues.
+//!
+//! Per queue `q` the keys are `<prefix>queues:q` (ready list), `…:delayed` and `…:reserved`
+//! (zsets scored by unix seconds) and `…:notify` (one `"1"` token per ready job). Like phpredis's
+//! `OPT_PREFIX`, we prepend the connection prefix to every key ourselves, including EVAL KEYS and
+//! BLPOP keys. Multi-step operations run as our own Lua scripts (`lua/*.lua`, EVALSHA with a
+//! NOSCRIPT fallback) so they are atomic.
+//!
+//! This module moves bytes; it must not interpret payloads beyond what the scripts need
+//! (`attempts`), decide retries, or write failed jobs. Reserved payloads are cjson re-encodings
+//! and can never be rebuilt from the original, so callers must hand back the exact reserved bytes
+//! that [`RedisQueue::pop`] returned.
+//!
+//! Redis Cluster: every script touches the keys of one queue, which share a slot only if the
+//! queue name carries a `{hash tag}`; [`RedisQueue::handoff`] touches two queues.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, RedisError, Script, Value};
+
+use super::redis_config::RedisConfig;
+
+/// How long to wait for a TCP/TLS connection to Redis.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on one non-blocking command or script; guards against a hung server.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Extra time granted to a BLPOP beyond its own timeout before the connection is presumed dead.
+const BLOCK_GRACE: Duration = Duration::from_secs(5);
+/// Longest single BLPOP; longer waits return None early and the caller simply blocks again.
+const MAX_BLOCK: Duration = Duration::from_secs(24 * 60 * 60);
+/// Idle blocking connections kept for reuse.
+const MAX_IDLE_BLOCKING: usize = 8;
+
+/// A job taken from the ready list by [`RedisQueue::pop`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Popped {
+    /// Queue name without prefix, e.g. `default`.
+    pub queue: String,
+    /// The payload exactly as it was in the ready list (Laravel's `getRawBody`). Read job settings
+    /// from this, and write this to `failed_jobs.payload`.
+    pub original: Vec<u8>,
+    /// The member now in `:reserved`; pass these exact bytes to delete/release/handoff.
+    /// For an invalid payload this equals `original`.
+    pub reserved: Vec<u8>,
+    /// `Some(reason)` when the payload could not be reserved as a job (not JSON, no numeric
+    /// `attempts`). It is still in `:reserved`, so nothing is lost: record it, then delete it.
+    pub invalid: Option<String>,
+}
+
+impl fmt::Debug for Popped {
+    // Payloads may hold personal data; show sizes only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Popped")
+            .field("queue", &self.queue)
+            .field("original_len", &self.original.len())
+            .field("reserved_len", &self.reserved.len())
+            .field("invalid", &self.invalid)
+            .finish()
+    }
+}
+
+/// What went wrong talking to Redis. [`QueueError::is_connection`] tells the caller whether to
+/// back off and retry (the connection) or to treat it as a bug or misconfiguration.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The first connection could not be established.
+    #[error("cannot connect to Redis at {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: RedisError,
+    },
+    /// The connection failed or timed out during an operation; retrying later may succeed.
+    #[error("Redis connection failed during {op} on {key}: {source}")]
+    Connection {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: RedisError,
+    },
+    /// A Lua script was rejected or raised an error (e.g. a key of the wrong type).
+    #[error("Redis script {script}.lua failed on {key}: {source}")]
+    Script {
+        script: &'static str,
+        key: String,
+        #[source]
+        source: RedisError,
+    },
+    /// A plain command was rejected (e.g. WRONGTYPE).
+    #[error("Redis {op} on {key} failed: {source}")]
+    Command {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: RedisError,
+    },
+    /// Redis answered something the protocol does not allow.
+    #[error("unexpected Redis reply to {op} on {key}: {detail}")]
+    Reply {
+        op: &'static str,
+        key: String,
+        detail: String,
+    },
+}
+
+impl QueueError {
+    /// True when the connection (not the request) failed: back off and try again.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            QueueError::Connect { .. } | QueueError::Connection { .. }
+        )
+    }
+
+    fn script(script: &'static str, key: &str, source: RedisError) -> QueueError {
+        if is_connection_error(&source) {
+            QueueError::Connection {
+                op: script,
+                key: key.to_owned(),
+                source,
+            }
+        } else {
+            QueueError::Script {
+                script,
+                key: key.to_owned(),
+                source,
+            }
+        }
+    }
+
+    fn command(op: &'static str, key: &str, source: RedisError) -> QueueError {
+        if is_connection_error(&source) {
+            QueueError::Connection {
+                op,
+                key: key.to_owned(),
+                source,
+            }
+        } else {
+            QueueError::Command {
+                op,
+                key: key.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+fn is_connection_error(err: &RedisError) -> bool {
+    err.is_io_error()
+        || err.is_timeout()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_unrecoverable_error()
+}
+
+struct Scripts {
+    pop: Script,
+    release: Script,
+    migrate: Script,
+    push: Script,
+    size: Script,
+    clear: Script,
+    handoff: Script,
+}
+
+impl Scripts {
+    fn load() -> Scripts {
+        Scripts {
+            pop: Script::new(include_str!("lua/pop.lua")),
+            release: Script::new(include_str!("lua/release.lua")),
+            migrate: Script::new(include_str!("lua/migrate.lua")),
+            push: Script::new(include_str!("lua/push.lua")),
+            size: Script::new(include_str!("lua/size.lua")),
+            clear: Script::new(include_str!("lua/clear.lua")),
+            handoff: Script::new(include_str!("lua/handoff.lua")),
+        }
+    }
+}
+
+/// A handle on Laravel's Redis queues behind one connection prefix. Cheap to clone: clones share
+/// the reconnecting connection, the scripts and the pool of blocking connections.
+#[derive(Clone)]
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    client: redis::Client,
+    prefix: Arc<str>,
+    endpoint: Arc<str>,
+    scripts: Arc<Scripts>,
+    /// Idle connections for BLPOP, which would stall every other command on a shared one.
+    blocking: Arc<Mutex<Vec<MultiplexedConnection>>>,
+}
+
+impl fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("endpoint", &self.endpoint)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix seconds from the local clock, as Laravel's `Carbon::now()->getTimestamp()`.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn secs_from_now(secs: u64) -> i64 {
+    unix_now().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+impl RedisQueue {
+    /// Opens the shared connection (reconnecting on failure afterwards).
+    pub async fn connect(cfg: &RedisConfig) -> Result<RedisQueue, QueueError> {
+        let endpoint = cfg.masked_url();
+        let connect_err = |source| QueueError::Connect {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let client = redis::Client::open(cfg.url.as_str()).map_err(connect_err)?;
+        // Few, short retries: the worker's own loop backs off and retries for longer.
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_max_delay(1_000);
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .map_err(connect_err)?;
+        Ok(RedisQueue {
+            conn,
+            client,
+            prefix: Arc::from(cfg.prefix.as_str()),
+            endpoint: Arc::from(endpoint.as_str()),
+            scripts: Arc::new(Scripts::load()),
+            blocking: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The connection prefix put in front of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The ready-list key of `queue`: prefix + `queues:` + queue.
+    pub fn key(&self, queue: &str) -> String {
+        format!("{}queues:{queue}", self.prefix)
+    }
+
+    /// Reserves up to `max` jobs from the head of `queue` until now + `retry_after`, bumping
+    /// `attempts` in each reserved copy and consuming one notify token per job. FIFO order.
+    ///
+    /// Unlike Laravel's `pop`, this does not migrate due jobs first: call [`RedisQueue::migrate`]
+    /// before it. Invalid payloads come back with [`Popped::invalid`] set (see `lua/pop.lua`).
+    /// `max == 0` returns nothing without touching Redis.
+    pub async fn pop(
+        &self,
+        queue: &str,
+        retry_after: u64,
+        max: usize,
+    ) -> Result<Vec<Popped>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.key(queue);
+        let reply: Vec<Value> = self
+            .scripts
+            .pop
+            .key(&key)
+            .key(format!("{key}:reserved"))
+            .key(format!("{key}:notify"))
+            .arg(secs_from_now(retry_after))
+            .arg(max)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::script("pop", &key, e))?;
+
+        let bad = |detail: String| QueueError::Reply {
+            op: "pop",
+            key: key.clone(),
+            detail,
+        };
+        if reply.len() % 3 != 0 {
+            return Err(bad(format!("{} items, not a multiple of 3", reply.len())));
+        }
+        let mut jobs = Vec::with_capacity(reply.len() / 3);
+        for triple in reply.chunks_exact(3) {
+            let (original, reserved, reason) = match triple {
+                [o, r, why] => (bytes(o), bytes(r), bytes(why)),
+                _ => return Err(bad("short triple".to_owned())),
+            };
+            let (Some(original), Some(reserved)) = (original, reserved) else {
+                return Err(bad("a job without payload".to_owned()));
+            };
+            jobs.push(Popped {
+                queue: queue.to_owned(),
+                original,
+                reserved,
+                invalid: reason.map(|r| String::from_utf8_lossy(&r).into_owned()),
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// Removes a finished (or failed) job's reservation, like `RedisJob::delete`.
+    /// False when it was no longer reserved (its reservation expired and it was re-queued).
+    pub async fn delete_reserved(&self, queue: &str, reserved: &[u8]) -> Result<bool, QueueError> {
+        let key = format!("{}:reserved", self.key(queue));
+        let removed: i64 = redis::cmd("ZREM")
+            .arg(&key)
+            .arg(reserved)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::command("ZREM", &key, e))?;
+        Ok(removed == 1)
+    }
+
+    /// Pushes a job's reservation out to `until` (UNIX seconds) so no migration hands it to another
+    /// worker while we still hold it (e.g. while failed_jobs is unreachable). No PHP counterpart.
+    /// False when it was no longer reserved.
+    pub async fn extend_reservation(
+        &self,
+        queue: &str,
+        reserved: &[u8],
+        until: i64,
+    ) -> Result<bool, QueueError> {
+        let key = format!("{}:reserved", self.key(queue));
+        let changed: i64 = redis::cmd("ZADD")
+            .arg(&key)
+            .arg("XX")
+            .arg("CH")
+            .arg(until)
+            .arg(reserved)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::command("ZADD", &key, e))?;
+        Ok(changed == 1)
+    }
+
+    /// Moves a reserved job to `:delayed`, due in `delay_secs`, like `RedisJob::release`. Even a
+    /// zero delay goes through `:delayed` and needs a [`RedisQueue::migrate`] to become ready.
+    /// False (and nothing added) when it was no longer reserved, so an expired, re-queued job is
+    /// not duplicated.
+    pub async fn release(
+        &self,
+        queue: &str,
+        reserved: &[u8],
+        delay_secs: u64,
+    ) -> Result<bool, QueueError> {
+        let key = self.key(queue);
+        let moved: i64 = self
+            .scripts
+            .release
+            .key(format!("{key}:delayed"))
+            .key(format!("{key}:reserved"))
+            .arg(reserved)
+            .arg(secs_from_now(delay_secs))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::script("release", &key, e))?;
+        Ok(moved == 1)
+    }
+
+    /// Moves due jobs back to the ready list: first `:delayed`, then expired `:reserved`, each
+    /// oldest first and at most `limit` per set (negative = all, Laravel's `migration_batch_size`).
+    /// Returns how many were moved in total.
+    pub async fn migrate(&self, queue: &str, limit: i64) -> Result<u64, QueueError> {
+        let key = self.key(queue);
+        let limit = limit.max(-1);
+        let now = unix_now();
+        let mut moved = 0;
+        for source in ["delayed", "reserved"] {
+            let n: u64 = self
+                .scripts
+                .migrate
+                .key(format!("{key}:{source}"))
+                .key(&key)
+                .key(format!("{key}:notify"))
+                .arg(now)
+                .arg(limit)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(|e| QueueError::script("migrate", &format!("{key}:{source}"), e))?;
+            moved += n;
+        }
+        Ok(moved)
+    }
+
+    /// Appends a payload to the ready list with a notify token, like `RedisQueue::pushRaw`.
+    /// The payload must be valid JSON with `"attempts":0` for PHP workers to accept it.
+    pub async fn push_raw(&self, queue: &str, payload: &[u8]) -> Result<(), QueueError> {
+        let key = self.key(queue);
+        self.scripts
+            .push
+            .key(&key)
+            .key(format!("{key}:notify"))
+            .arg(payload)
+            .invoke_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::script("push", &key, e))
+    }
+
+    /// Adds a payload to `:delayed`, due at `available_at` (unix seconds), like `laterRaw`.
+    pub async fn later_raw(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        available_at: i64,
+    ) -> Result<(), QueueError> {
+        let key = format!("{}:delayed", self.key(queue));
+        redis::cmd("ZADD")
+            .arg(&key)
+            .arg(available_at)
+            .arg(payload)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::command("ZADD", &key, e))
+    }
+
+    /// Atomically drops the reservation `reserved` from `from_queue` and appends `payload` (with
+    /// a notify token) to `to_queue`: hands a job to other workers without consuming an attempt
+    /// when `payload` is the original. False (nothing pushed) when it was no longer reserved.
+    pub async fn handoff(
+        &self,
+        from_queue: &str,
+        reserved: &[u8],
+        to_queue: &str,
+        payload: &[u8],
+    ) -> Result<bool, QueueError> {
+        let from = self.key(from_queue);
+        let to = self.key(to_queue);
+        let moved: i64 = self
+            .scripts
+            .handoff
+            .key(format!("{from}:reserved"))
+            .key(&to)
+            .key(format!("{to}:notify"))
+            .arg(reserved)
+            .arg(payload)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::script("handoff", &from, e))?;
+        Ok(moved == 1)
+    }
+
+    /// Ready + delayed + reserved jobs, like `RedisQueue::size`.
+    pub async fn size(&self, queue: &str) -> Result<u64, QueueError> {
+        let key = self.key(queue);
+        self.scripts
+            .size
+            .key(&key)
+            .key(format!("{key}:delayed"))
+            .key(format!("{key}:reserved"))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::script("size", &key, e))
+    }
+
+    /// Deletes all of a queue's keys and returns how many jobs there were, like `clear`.
+    pub async fn clear(&self, queue: &str) -> Result<u64, QueueError> {
+        let key = self.key(queue);
+        self.scripts
+            .clear
+            .key(&key)
+            .key(format!("{key}:delayed"))
+            .key(format!("{key}:reserved"))
+            .key(format!("{key}:notify"))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::script("clear", &key, e))
+    }
+
+    /// The earliest score in `:delayed` and `:reserved`: when the next delayed job becomes due
+    /// or the next reservation expires, so a worker knows how long it may block. None if both
+    /// are empty. The time may already be past.
+    pub async fn next_due(&self, queue: &str) -> Result<Option<i64>, QueueError> {
+        let key = self.key(queue);
+        type Head = Vec<(Vec<u8>, f64)>;
+        let (delayed, reserved): (Head, Head) = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(format!("{key}:delayed"))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .cmd("ZRANGE")
+            .arg(format!("{key}:reserved"))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::command("ZRANGE", &key, e))?;
+        Ok(delayed
+            .iter()
+            .chain(reserved.iter())
+            // Laravel writes integer scores; `as` saturates anything odd instead of panicking.
+            .map(|(_, score)| score.floor() as i64)
+            .min())
+    }
+
+    /// Waits up to `timeout` for a notify token on any of `queues` (BLPOP, in priority order)
+    /// and returns the first signalled queue, unprefixed, or None on timeout. Consumes the token.
+    ///
+    /// Runs on a dedicated connection so it never stalls other commands. A zero timeout is raised
+    /// to 1 ms rather than meaning "forever" as in Redis; timeouts above a day are cut to a day.
+    /// Cancel-safe in that dropping the future drops its connection; a token that arrives in
+    /// that instant may be consumed unseen, which only costs a wake-up because tokens are hints
+    /// (the worker always pops before blocking).
+    pub async fn block_for_notify(
+        &self,
+        queues: &[String],
+        timeout: Duration,
+    ) -> Result<Option<String>, QueueError> {
+        let timeout = timeout.clamp(Duration::from_millis(1), MAX_BLOCK);
+        if queues.is_empty() {
+            tokio::time::sleep(timeout).await;
+            return Ok(None);
+        }
+        let keys: Vec<String> = queues
+            .iter()
+            .map(|q| format!("{}:notify", self.key(q)))
+            .collect();
+        let first_key = keys.first().cloned().unwrap_or_default();
+        let secs = timeout.as_secs_f64();
+
+        let mut conn = self.blocking_connection(&first_key).await?;
+        let mut cmd = redis::cmd("BLPOP");
+        cmd.arg(&keys).arg(format!("{secs:.3}"));
+        let reply = tokio::time::timeout(
+            timeout + BLOCK_GRACE,
+            cmd.query_async::<Option<(Vec<u8>, Vec<u8>)>>(&mut conn),
+        )
+        .await;
+        let reply = match reply {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => return Err(QueueError::command("BLPOP", &first_key, e)),
+            Err(_elapsed) => {
+                let source = RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "BLPOP did not return within its timeout",
+                ));
+                return Err(QueueError::Connection {
+                    op: "BLPOP",
+                    key: first_key,
+                    source,
+                });
+            }
+        };
+        self.return_blocking_connection(conn);
+
+        let Some((signalled, _token)) = reply else {
+            return Ok(None);
+        };
+        match keys
+            .iter()
+            .position(|k| k.as_bytes() == signalled.as_slice())
+        {
+            Some(i) => Ok(queues.get(i).cloned()),
+            None => Err(QueueError::Reply {
+                op: "BLPOP",
+                key: first_key,
+                detail: format!(
+                    "returned key {:?} that was not asked for",
+                    String::from_utf8_lossy(&signalled)
+                ),
+            }),
+        }
+    }
+
+    async fn blocking_connection(&self, key: &str) -> Result<MultiplexedConnection, QueueError> {
+        let idle = self
+            .blocking
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        // No response timeout here: BLPOP legitimately waits; the caller bounds it instead.
+        let config = AsyncConnectionConfig::new().set_connection_timeout(CONNECT_TIMEOUT);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| QueueError::Connection {
+                op: "BLPOP connect",
+                key: key.to_owned(),
+                source: e,
+            })
+    }
+
+    fn return_blocking_connection(&self, conn: MultiplexedConnection) {
+        let mut idle = self
+            .blocking
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < MAX_IDLE_BLOCKING {
+            idle.push(conn);
+        }
+    }
+}
+
+/// The bytes of a bulk/simple string reply; None for nil or false.
+fn bytes(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.clone().into_bytes()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_are_embedded_and_distinct() {
+        let s = Scripts::load();
+        let hashes = [
+            s.pop.get_hash(),
+            s.release.get_hash(),
+            s.migrate.get_hash(),
+            s.push.get_hash(),
+            s.size.get_hash(),
+            s.clear.get_hash(),
+            s.handoff.get_hash(),
+        ];
+        let unique: std::collections::HashSet<_> = hashes.iter().collect();
+        assert_eq!(unique.len(), hashes.len());
+    }
+
+    #[test]
+    fn popped_debug_hides_payload() {
+        let p = Popped {
+            queue: "q".into(),
+            original: b"{\"phone\":\"+22500000000\"}".to_vec(),
+            reserved: b"x".to_vec(),
+            invalid: None,
+        };
+        assert!(!format!("{p:?}").contains("2250"));
+    }
+
+    #[test]
+    fn reply_bytes_treat_nil_and_false_as_absent() {
+        assert_eq!(bytes(&Value::Nil), None);
+        assert_eq!(bytes(&Value::Boolean(false)), None);
+        assert_eq!(
+            bytes(&Value::BulkString(b"a".to_vec())),
+            Some(b"a".to_vec())
+        );
+    }
+}
