@@ -10,5 +10,11 @@
 //! - [`ops`]: subcommands that are not the worker (`decode`, …).
 //! - [`config`]: CLI + environment + TOML → one validated configuration.
 
-pub mod php;
+pub mod actions;
+pub mod cli;
+pub mod config;
+pub mod deferred;
 pub mod laravel;
+pub mod ops;
+pub mod php;
+pub mod worker;

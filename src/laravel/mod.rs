@@ -1,1 +1,9 @@
 //! Laravel's wire formats and stores.
+
+pub mod database;
+pub mod encrypter;
+pub mod exception;
+pub mod failed_jobs;
+pub mod payload;
+pub mod redis_config;
+pub mod redis_queue;

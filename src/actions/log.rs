@@ -1,0 +1,24 @@
+//! The `log` kind: records that the job ran and succeeds. For dry runs and shadow mode; it sends nothing.
+//!
+//! The data's keys are logged at info level, the values only at debug level, since they may hold phone
+//! numbers or e-mail addresses.
+
+use super::JobMeta;
+use crate::deferred::DeferredJob;
+use crate::php::{Key, Value};
+
+pub(super) fn run(job: &DeferredJob, meta: JobMeta<'_>) {
+    let keys = match &job.data {
+        Value::Array(items) => items
+            .iter()
+            .map(|(k, _)| match k {
+                Key::Int(i) => i.to_string(),
+                Key::Str(s) => String::from_utf8_lossy(s).into_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => String::new(),
+    };
+    tracing::info!(action = %job.action, job_id = meta.id, data_keys = %keys, "deferred job logged (kind = log)");
+    tracing::debug!(action = %job.action, data = %crate::php::to_json(&job.data), "deferred job data");
+}

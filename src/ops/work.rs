@@ -1,0 +1,211 @@
+//! `defer-worker work`: resolves the settings, connects Redis and the failed_jobs database, installs the
+//! signal handlers and runs the [`Worker`] until it stops.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::WorkArgs;
+use crate::config::{env, FileConfig};
+use crate::laravel::database::{Db, DbConfig};
+use crate::laravel::encrypter::Encrypter;
+use crate::laravel::failed_jobs::FailedJobs;
+use crate::laravel::redis_config::RedisConfig;
+use crate::laravel::redis_queue::RedisQueue;
+use crate::php;
+use crate::worker::job::Decider;
+use crate::worker::settle::Settler;
+use crate::worker::{Worker, WorkerOptions};
+
+/// The embedded failed_jobs database used when the app's database is not configured.
+pub const DEFAULT_FAILED_DB: &str = "defer-worker-failed-jobs.sqlite";
+
+/// Flags > environment > file > Laravel's defaults.
+pub fn resolve_options(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<WorkerOptions> {
+    let w = &file.worker;
+    let d = WorkerOptions::default();
+    let queue = args
+        .queue
+        .clone()
+        .or_else(|| env("REDIS_QUEUE"))
+        .or_else(|| w.queue.clone());
+    let queues: Vec<String> = match queue {
+        Some(q) => q
+            .split(',')
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(String::from)
+            .collect(),
+        None => d.queues.clone(),
+    };
+    anyhow::ensure!(
+        !queues.is_empty(),
+        "--queue is empty: give at least one queue name"
+    );
+    let retry_after = args
+        .retry_after
+        .or_else(|| env("REDIS_QUEUE_RETRY_AFTER").and_then(|v| v.parse().ok()))
+        .or(w.retry_after)
+        .unwrap_or(d.retry_after);
+    anyhow::ensure!(retry_after > 0, "--retry-after must be at least 1 second");
+    let secs = |v: Option<f64>, name: &str| -> anyhow::Result<Option<Duration>> {
+        v.map(|s| {
+            Duration::try_from_secs_f64(s)
+                .with_context(|| format!("{name} must be a number of seconds ≥ 0"))
+        })
+        .transpose()
+    };
+    let backoff = args
+        .backoff
+        .clone()
+        .or_else(|| w.backoff.clone())
+        .unwrap_or(d.backoff.clone());
+    anyhow::ensure!(
+        backoff.split(',').all(|b| b.trim().parse::<u64>().is_ok()),
+        "--backoff {backoff:?} must be whole seconds, comma separated (e.g. 10,60,300)"
+    );
+    let concurrency = args.concurrency.or(w.concurrency).unwrap_or(d.concurrency);
+    anyhow::ensure!(concurrency > 0, "--concurrency must be at least 1");
+    Ok(WorkerOptions {
+        queues,
+        connection: args
+            .connection
+            .clone()
+            .or_else(|| w.connection.clone())
+            .unwrap_or(d.connection),
+        tries: args.tries.or(w.tries).unwrap_or(d.tries),
+        backoff,
+        timeout: args.timeout.or(w.timeout).unwrap_or(d.timeout),
+        sleep: secs(args.sleep.or(w.sleep), "--sleep")?.unwrap_or(d.sleep),
+        rest: secs(args.rest.or(w.rest), "--rest")?.unwrap_or(d.rest),
+        stop_when_empty: args.stop_when_empty,
+        max_jobs: args.max_jobs.unwrap_or(0),
+        max_time: Duration::from_secs(args.max_time.unwrap_or(0)),
+        retry_after,
+        retry_after_per_queue: file
+            .queues
+            .iter()
+            .filter_map(|(q, s)| Some((q.clone(), s.retry_after?)))
+            .collect(),
+        concurrency,
+        handoff_queue: args
+            .handoff_queue
+            .clone()
+            .or_else(|| w.handoff_queue.clone())
+            .unwrap_or(d.handoff_queue),
+        class: w.class.clone().unwrap_or(d.class),
+        drain_timeout: args
+            .drain_timeout
+            .or(w.drain_timeout)
+            .map(Duration::from_secs)
+            .unwrap_or(d.drain_timeout),
+    })
+}
+
+pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    let options = resolve_options(args, file)?;
+    let lookup = |k: &str| env(k);
+    let redis_cfg = RedisConfig::from_env(&lookup).context("invalid Redis settings")?;
+    let queue = RedisQueue::connect(&redis_cfg)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {redis_cfg}"))?;
+    let failed_db: PathBuf = args
+        .failed_db
+        .clone()
+        .or_else(|| file.worker.failed_db.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FAILED_DB));
+    let db_cfg = DbConfig::from_env(&lookup, &failed_db)
+        .context("invalid database settings for failed_jobs")?;
+    let timezone: chrono_tz::Tz = match env("APP_TIMEZONE") {
+        Some(tz) => tz.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "APP_TIMEZONE={tz:?} is not a known time zone (e.g. UTC, Africa/Abidjan)"
+            )
+        })?,
+        None => chrono_tz::UTC,
+    };
+    let failed = if db_cfg.is_embedded() {
+        let db = Db::connect(&db_cfg)
+            .await
+            .with_context(|| format!("cannot open the embedded failed_jobs database {db_cfg}"))?;
+        let failed = FailedJobs::new(db, &db_cfg.table, timezone);
+        failed
+            .ensure_table()
+            .await
+            .context("cannot create the embedded failed_jobs table")?;
+        failed
+    } else {
+        // The app's database may be down at start: jobs that fail meanwhile stay reserved until it is back.
+        let db = Db::connect_lazy(&db_cfg)
+            .await
+            .with_context(|| format!("invalid failed_jobs database {db_cfg}"))?;
+        let failed = FailedJobs::new(db, &db_cfg.table, timezone);
+        if let Err(err) = failed.count().await {
+            tracing::warn!(error = %err, database = %db_cfg, "failed_jobs is not usable yet (run the app's migrations?); failing jobs will wait in Redis until it is");
+        }
+        failed
+    };
+    let encrypter = Encrypter::from_keys(
+        env("APP_KEY").as_deref(),
+        env("APP_PREVIOUS_KEYS").as_deref(),
+    )?;
+    let shutdown = CancellationToken::new();
+    listen_for_signals(shutdown.clone());
+    let worker = Worker {
+        queue: queue.clone(),
+        decider: Arc::new(Decider {
+            options: Arc::new(options.clone()),
+            actions: Arc::new(file.actions()),
+            encrypter,
+            limits: php::Limits::default(),
+        }),
+        settler: Settler {
+            queue,
+            failed,
+            connection: options.connection.clone(),
+            shutdown: shutdown.clone(),
+        },
+        shutdown,
+    };
+    tracing::info!(redis = %redis_cfg, failed_jobs = %db_cfg, "connected");
+    worker.run().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or SIGINT: stop taking jobs and drain. A second signal exits at once (jobs stay reserved).
+fn listen_for_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            for n in 0.. {
+                tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                if n == 0 {
+                    tracing::info!("signal received: finishing running jobs, taking no new ones");
+                    token.cancel();
+                } else {
+                    tracing::warn!(
+                        "second signal: exiting now; unfinished jobs return after retry_after"
+                    );
+                    std::process::exit(1);
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            token.cancel();
+        }
+    });
+}

@@ -1,0 +1,310 @@
+//! The worker loop: take jobs in strict queue priority whenever a slot is free, run up to `concurrency`
+//! at once, wait for new jobs without polling, and stop the way `queue:work` does.
+//!
+//! Only the wait for the next job is cancelled by a signal; running jobs finish under their own timeout,
+//! tracked by a `TaskTracker`, within the drain deadline. Correctness never relies on the drain: a job
+//! still reserved when the process dies returns after `retry_after`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::laravel::redis_queue::{Popped, RedisQueue};
+
+use super::job::{now_unix, Decider, JobInfo, Outcome};
+use super::settle::{Settled, Settler};
+
+/// How often due `:delayed` and expired `:reserved` jobs are moved back while the worker is busy.
+const MIGRATE_EVERY: Duration = Duration::from_millis(500);
+/// The longest an idle worker blocks before looking for due delayed jobs again.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// Laravel's migration batch is unlimited by default; we move at most this many per queue per pass.
+const MIGRATE_LIMIT: i64 = 1000;
+
+/// Counters of one run, printed at exit.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub popped: AtomicU64,
+    pub done: AtomicU64,
+    pub released: AtomicU64,
+    pub failed: AtomicU64,
+    pub handed_off: AtomicU64,
+    pub left_reserved: AtomicU64,
+}
+
+impl Summary {
+    fn count(&self, s: Settled) {
+        let c = match s {
+            Settled::Done => &self.done,
+            Settled::Released => &self.released,
+            Settled::Failed => &self.failed,
+            Settled::HandedOff => &self.handed_off,
+            Settled::LeftReserved => &self.left_reserved,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "popped={} done={} released={} failed={} handed_off={} left_reserved={}",
+            self.popped.load(Ordering::Relaxed),
+            self.done.load(Ordering::Relaxed),
+            self.released.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.handed_off.load(Ordering::Relaxed),
+            self.left_reserved.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Why the loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Signal,
+    Empty,
+    MaxJobs,
+    MaxTime,
+}
+
+/// The worker: a decider, a settler, and the queue to take jobs from.
+pub struct Worker {
+    pub queue: RedisQueue,
+    pub decider: Arc<Decider>,
+    pub settler: Settler,
+    pub shutdown: CancellationToken,
+}
+
+impl Worker {
+    /// Runs until a stop condition; returns why, with the run's counters.
+    pub async fn run(self) -> (StopReason, Arc<Summary>) {
+        let opts = Arc::clone(&self.decider.options);
+        let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let tracker = TaskTracker::new();
+        let finished = Arc::new(Notify::new());
+        let summary = Arc::new(Summary::default());
+        let started = Instant::now();
+        let mut last_migrate: HashMap<String, Instant> = HashMap::new();
+        let mut redis_backoff = Duration::from_millis(100);
+
+        for w in opts.warnings() {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(queues = %opts.queues.join(","), concurrency = opts.concurrency, "worker started");
+
+        let reason = loop {
+            if self.shutdown.is_cancelled() {
+                break StopReason::Signal;
+            }
+            if opts.max_jobs > 0 && summary.popped.load(Ordering::Relaxed) >= opts.max_jobs {
+                break StopReason::MaxJobs;
+            }
+            if !opts.max_time.is_zero() && started.elapsed() >= opts.max_time {
+                break StopReason::MaxTime;
+            }
+            let permit = tokio::select! {
+                p = Arc::clone(&slots).acquire_owned() => p.expect("semaphore never closed"),
+                _ = self.shutdown.cancelled() => break StopReason::Signal,
+            };
+            let popped = match self.next_job(&mut last_migrate, false).await {
+                // Nothing ready: migrate now (not on the timer) and look once more before idling.
+                Ok(None) => self
+                    .next_job(&mut last_migrate, true)
+                    .await
+                    .unwrap_or_default(),
+                Ok(p) => p,
+                Err(()) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(redis_backoff) => {}
+                        _ = self.shutdown.cancelled() => break StopReason::Signal,
+                    }
+                    redis_backoff = (redis_backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            redis_backoff = Duration::from_millis(100);
+            match popped {
+                Some(popped) => {
+                    summary.popped.fetch_add(1, Ordering::Relaxed);
+                    self.spawn_job(&tracker, popped, permit, &summary, &finished);
+                }
+                None => {
+                    drop(permit);
+                    let in_flight = opts.concurrency.max(1) - slots.available_permits();
+                    if opts.stop_when_empty && in_flight == 0 {
+                        break StopReason::Empty;
+                    }
+                    self.idle(&opts.queues, in_flight > 0, &finished, started)
+                        .await;
+                }
+            }
+        };
+
+        tracker.close();
+        let in_flight = tracker.len();
+        if in_flight > 0 {
+            tracing::info!(
+                in_flight,
+                drain_timeout_s = opts.drain_timeout.as_secs(),
+                "waiting for running jobs"
+            );
+        }
+        if tokio::time::timeout(opts.drain_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                still_running = tracker.len(),
+                "drain deadline passed; unfinished jobs stay reserved and return after retry_after"
+            );
+        }
+        tracing::info!(reason = ?reason, summary = %summary.line(), "worker stopped");
+        (reason, summary)
+    }
+
+    /// Pops the next job in priority order, migrating due jobs first when it is time (or `force`).
+    async fn next_job(
+        &self,
+        last: &mut HashMap<String, Instant>,
+        force: bool,
+    ) -> Result<Option<Popped>, ()> {
+        let opts = &self.decider.options;
+        for q in &opts.queues {
+            let due = force || last.get(q).is_none_or(|t| t.elapsed() >= MIGRATE_EVERY);
+            if due {
+                if let Err(err) = self.queue.migrate(q, MIGRATE_LIMIT).await {
+                    tracing::error!(error = %err, queue = %q, "redis unreachable while migrating; retrying");
+                    return Err(());
+                }
+                last.insert(q.clone(), Instant::now());
+            }
+            match self.queue.pop(q, opts.retry_after_for(q), 1).await {
+                Ok(mut jobs) if !jobs.is_empty() => return Ok(Some(jobs.swap_remove(0))),
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::error!(error = %err, queue = %q, "redis unreachable while popping; retrying");
+                    return Err(());
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits for a notify token, a finished job, the next due delayed job, or `--sleep`, whichever first.
+    async fn idle(&self, queues: &[String], busy: bool, finished: &Notify, started: Instant) {
+        let opts = &self.decider.options;
+        // Delayed jobs arrive without a notify token (a plain ZADD), so look again at least every second.
+        let mut wait = opts.sleep.clamp(Duration::from_millis(50), IDLE_CHECK);
+        let now = now_unix();
+        for q in queues {
+            if let Ok(Some(due)) = self.queue.next_due(q).await {
+                let secs = (due - now).max(0) as u64;
+                wait = wait
+                    .min(Duration::from_millis(secs * 1000 + 20).max(Duration::from_millis(50)));
+            }
+        }
+        if !opts.max_time.is_zero() {
+            wait = wait.min(
+                opts.max_time
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(10)),
+            );
+        }
+        let finished_wait = async {
+            if busy {
+                finished.notified().await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            r = self.queue.block_for_notify(queues, wait) => {
+                if let Err(err) = r {
+                    tracing::error!(error = %err, "redis unreachable while waiting for jobs");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            _ = finished_wait => {}
+            _ = self.shutdown.cancelled() => {}
+        }
+    }
+
+    fn spawn_job(
+        &self,
+        tracker: &TaskTracker,
+        popped: Popped,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        summary: &Arc<Summary>,
+        finished: &Arc<Notify>,
+    ) {
+        let decider = Arc::clone(&self.decider);
+        let settler = self.settler.clone();
+        let summary = Arc::clone(summary);
+        let finished = Arc::clone(finished);
+        let span = tracing::info_span!("job", uuid = tracing::field::Empty, name = tracing::field::Empty,
+            action = tracing::field::Empty, attempt = tracing::field::Empty, queue = %popped.queue);
+        tracker.spawn(
+            async move {
+                let started = Instant::now();
+                let mut info = JobInfo::default();
+                let outcome = decider.decide(&popped, &mut info).await;
+                let retry_after = decider.options.retry_after_for(&popped.queue);
+                let settled = settler.settle(&popped, &outcome, retry_after, &info).await;
+                summary.count(settled);
+                log_outcome(&outcome, settled, &info, started.elapsed());
+                let rest = decider.options.rest;
+                if !rest.is_zero() {
+                    tokio::time::sleep(rest).await;
+                }
+                drop(permit);
+                finished.notify_waiters();
+            }
+            .instrument(span),
+        );
+    }
+}
+
+fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Duration) {
+    let ms = took.as_secs_f64() * 1000.0;
+    let (uuid, name, action, attempt) = (
+        info.uuid.as_str(),
+        info.name.as_str(),
+        info.action.as_str(),
+        info.attempt,
+    );
+    match (outcome, settled) {
+        (_, Settled::LeftReserved) => tracing::error!(
+            outcome = "left_reserved",
+            uuid,
+            name,
+            action,
+            attempt,
+            ms,
+            "job left reserved: stores unreachable"
+        ),
+        (Outcome::Done, _) => tracing::info!(
+            outcome = "done",
+            uuid,
+            name,
+            action,
+            attempt,
+            ms,
+            "job done"
+        ),
+        (Outcome::Release { delay, reason }, _) => {
+            tracing::warn!(outcome = "released", uuid, name, action, attempt, ms, delay, reason = %reason, "job released")
+        }
+        (Outcome::Fail { exception }, _) => {
+            tracing::error!(outcome = "failed", uuid, name, action, attempt, ms, exception = %format_args!("{}: {}", exception.class, exception.message), "job failed")
+        }
+        (Outcome::Handoff { to, reason }, _) => {
+            tracing::info!(outcome = "handed_off", uuid, name, action, attempt, ms, to = %to, reason, "job handed off")
+        }
+    }
+}

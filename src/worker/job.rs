@@ -1,0 +1,231 @@
+//! One job's decision: from the popped bytes to an [`Outcome`], applying Laravel's rules around the action.
+//!
+//! Nothing here touches Redis or the database: [`super::settle`] carries the outcome out. A payload that
+//! cannot be read is an outcome too (`Fail` with the reason), never an error of the worker.
+
+use std::sync::Arc;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
+
+use crate::actions::{ActionError, ActionKind, Actions, JobMeta};
+use crate::deferred::{classify, DeferredJob, JobClass};
+use crate::laravel::encrypter::Encrypter;
+use crate::laravel::exception::PhpException;
+use crate::laravel::payload::Payload;
+use crate::laravel::redis_queue::Popped;
+use crate::php;
+
+use super::options::WorkerOptions;
+use super::rules::{self, Limits};
+
+/// What must happen to a reserved job.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Succeeded: delete it from `:reserved`.
+    Done,
+    /// Try again later: back to `:delayed` in `delay` seconds.
+    Release { delay: u64, reason: String },
+    /// Give up: a failed_jobs row, then delete it.
+    Fail { exception: PhpException },
+    /// Not ours to run: push the original payload, unchanged, to another queue.
+    Handoff { to: String, reason: &'static str },
+}
+
+/// What the logs say about a job (never its data).
+#[derive(Debug, Default, Clone)]
+pub struct JobInfo {
+    pub uuid: String,
+    pub name: String,
+    pub action: String,
+    pub attempt: i64,
+}
+
+/// Shared, read-only state for deciding jobs.
+#[derive(Debug)]
+pub struct Decider {
+    pub options: Arc<WorkerOptions>,
+    pub actions: Arc<Actions>,
+    pub encrypter: Encrypter,
+    pub limits: php::Limits,
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Decider {
+    /// Decides what to do with one popped job, running its action when it is ours.
+    pub async fn decide(&self, popped: &Popped, info: &mut JobInfo) -> Outcome {
+        if let Some(reason) = &popped.invalid {
+            return invalid(reason.clone());
+        }
+        let payload = match Payload::parse(&popped.original) {
+            Ok(p) => p,
+            Err(e) => return invalid(e.to_string()),
+        };
+        info.uuid = payload.uuid().unwrap_or_default().to_owned();
+        info.name = payload.display_name().to_owned();
+        let attempt = match payload.attempts() {
+            Ok(a) => a + 1,
+            Err(e) => return invalid(e.to_string()),
+        };
+        info.attempt = attempt;
+        let span = tracing::Span::current();
+        span.record("uuid", info.uuid.as_str());
+        span.record("name", info.name.as_str());
+        span.record("attempt", attempt);
+        let env = payload.envelope();
+        let limits = Limits {
+            max_tries: env.max_tries.unwrap_or(self.options.tries),
+            retry_until: env.retry_until,
+            fail_on_timeout: env.fail_on_timeout.unwrap_or(false),
+        };
+        if !rules::may_run(&limits, attempt, now_unix()) {
+            return Outcome::Fail {
+                exception: PhpException::max_attempts_exceeded(payload.display_name()),
+            };
+        }
+        if let JobClass::Foreign { .. } = classify(&payload, &self.options.class) {
+            return self.handoff(popped, "foreign job class");
+        }
+        let job = match payload
+            .command(&self.encrypter, &self.limits)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                DeferredJob::from_command(&c.value, &self.options.class).map_err(|e| e.to_string())
+            }) {
+            Ok(job) => job,
+            Err(e) => return invalid(e),
+        };
+        info.action = job.action.clone();
+        tracing::Span::current().record("action", info.action.as_str());
+        let kind = self.actions.kind_of(&job.action).clone();
+        if kind == ActionKind::Forward {
+            return self.handoff(popped, "action configured as forward");
+        }
+        let timeout = env
+            .timeout
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(self.options.timeout);
+        let result = self
+            .run(kind, job, &payload, &popped.queue, attempt, timeout)
+            .await;
+        let backoff =
+            || rules::backoff(payload.backoff_for(attempt), &self.options.backoff, attempt);
+        match result {
+            RunResult::Ok => Outcome::Done,
+            RunResult::Err(ActionError::Permanent { message }) => Outcome::Fail {
+                exception: PhpException::action_failed(message),
+            },
+            RunResult::Err(ActionError::Retry { message, after }) => {
+                if rules::out_of_attempts(&limits, attempt, now_unix()) {
+                    Outcome::Fail {
+                        exception: PhpException::action_failed(message),
+                    }
+                } else {
+                    let delay = backoff().max(after.map(|d| d.as_secs()).unwrap_or(0));
+                    Outcome::Release {
+                        delay,
+                        reason: message,
+                    }
+                }
+            }
+            RunResult::TimedOut => {
+                if rules::fail_after_timeout(&limits, attempt, now_unix()) {
+                    Outcome::Fail {
+                        exception: PhpException::timed_out(payload.display_name()),
+                    }
+                } else {
+                    Outcome::Release {
+                        delay: backoff(),
+                        reason: format!("timed out after {timeout}s"),
+                    }
+                }
+            }
+            RunResult::Panicked(msg) => Outcome::Fail {
+                exception: PhpException::action_panicked(msg),
+            },
+        }
+    }
+
+    fn handoff(&self, popped: &Popped, reason: &'static str) -> Outcome {
+        Outcome::Handoff {
+            to: self.options.handoff_queue_for(&popped.queue),
+            reason,
+        }
+    }
+
+    /// Runs the action in its own task, so a panic is caught and a timeout cancels it.
+    async fn run(
+        &self,
+        kind: ActionKind,
+        job: DeferredJob,
+        payload: &Payload,
+        queue: &str,
+        attempt: i64,
+        timeout: u64,
+    ) -> RunResult {
+        let actions = Arc::clone(&self.actions);
+        let uuid = payload.uuid().unwrap_or_default().to_owned();
+        let id = payload.envelope().id.clone().unwrap_or_default();
+        let queue = queue.to_owned();
+        let task = tokio::spawn(
+            async move {
+                let meta = JobMeta {
+                    uuid: &uuid,
+                    id: &id,
+                    queue: &queue,
+                    attempt,
+                };
+                actions.run(&kind, &job, meta).await
+            }
+            .instrument(tracing::Span::current()),
+        );
+        let abort = task.abort_handle();
+        let joined = if timeout == 0 {
+            task.await
+        } else {
+            match tokio::time::timeout(Duration::from_secs(timeout), task).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    abort.abort();
+                    return RunResult::TimedOut;
+                }
+            }
+        };
+        match joined {
+            Ok(Ok(())) => RunResult::Ok,
+            Ok(Err(e)) => RunResult::Err(e),
+            Err(e) if e.is_panic() => {
+                let p = e.into_panic();
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "action panicked".into());
+                RunResult::Panicked(msg)
+            }
+            Err(_) => RunResult::Err(ActionError::Retry {
+                message: "action task was cancelled".into(),
+                after: None,
+            }),
+        }
+    }
+}
+
+enum RunResult {
+    Ok,
+    Err(ActionError),
+    TimedOut,
+    Panicked(String),
+}
+
+fn invalid(reason: String) -> Outcome {
+    Outcome::Fail {
+        exception: PhpException::invalid_payload(reason),
+    }
+}

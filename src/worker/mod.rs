@@ -1,0 +1,16 @@
+//! The worker: the only module that ties the queue, the actions and failed_jobs together.
+//!
+//! - [`options`]: `queue:work`'s options and defaults.
+//! - [`rules`]: Laravel's attempt, retryUntil, timeout and backoff rules, pure.
+//! - [`job`]: one job from popped bytes to an [`job::Outcome`], running the action.
+//! - [`settle`]: carries an outcome out on Redis and failed_jobs without ever losing the job.
+//! - [`daemon`]: the loop, concurrency, idle waiting, stop conditions and drain.
+
+pub mod daemon;
+pub mod job;
+pub mod options;
+pub mod rules;
+pub mod settle;
+
+pub use daemon::{StopReason, Summary, Worker};
+pub use options::WorkerOptions;
