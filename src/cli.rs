@@ -24,6 +24,9 @@ pub struct Cli {
     /// Config file (TOML); default: ./defer-worker.toml when present.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// The app's .env file (Laravel's rules); default: ./.env when present. Process variables win.
+    #[arg(long = "env", global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -56,6 +59,18 @@ Examples:
   redis-cli --raw LINDEX laravel_database_queues:default 0 | defer-worker decode -
   APP_KEY=base64:... defer-worker decode encrypted.json")]
     Decode(DecodeArgs),
+    /// Print the resolved configuration, secrets masked, with where each value came from.
+    Config(crate::ops::config_cmd::ConfigArgs),
+    /// Failed jobs: list, show, retry, forget, flush, prune (`queue:failed`, `queue:retry`, …).
+    Failed(crate::ops::failed::FailedArgs),
+    /// Ready, delayed and reserved jobs per queue, with thresholds (`queue:monitor`).
+    Monitor(crate::ops::monitor::MonitorArgs),
+    /// Delete every job of a queue (`queue:clear`).
+    Clear(crate::ops::clear::ClearArgs),
+    /// Push a DeferredJob exactly as the app's `defer()` does.
+    Dispatch(crate::ops::dispatch::DispatchArgs),
+    /// Tell running workers (PHP's and ours) to finish their jobs and exit (`queue:restart`).
+    Restart(crate::ops::restart::RestartArgs),
 }
 
 #[derive(Debug, Args)]

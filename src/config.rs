@@ -78,6 +78,14 @@ impl FileConfig {
     }
 }
 
+/// Loads the app's `.env` (placeholder: only checks the file exists; Laravel's parsing rules come next).
+pub fn load_env_file(path: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(p) = path {
+        anyhow::ensure!(p.exists(), "--env {}: no such file", p.display());
+    }
+    Ok(())
+}
+
 /// A lookup of Laravel-named settings (`APP_KEY`, `REDIS_HOST`…) in the process environment; empty values
 /// count as unset.
 pub fn env(key: &str) -> Option<String> {

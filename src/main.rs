@@ -14,22 +14,35 @@ use defer_worker::ops;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let result = match cli.command {
-        Command::Decode(args) => decode(&args),
-        Command::Work(args) => FileConfig::load(cli.config.as_deref()).and_then(|file| {
+    let result = config::load_env_file(cli.env_file.as_deref()).and_then(|()| match &cli.command {
+        Command::Decode(args) => decode(args),
+        command => FileConfig::load(cli.config.as_deref()).and_then(|file| {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?
-                .block_on(ops::work::run(&args, &file))
+                .block_on(run(command, &file))
         }),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("defer-worker: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn run(command: &Command, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Work(args) => ops::work::run(args, file).await,
+        Command::Config(args) => ops::config_cmd::run(args).await,
+        Command::Failed(args) => ops::failed::run(args).await,
+        Command::Monitor(args) => ops::monitor::run(args).await,
+        Command::Clear(args) => ops::clear::run(args).await,
+        Command::Dispatch(args) => ops::dispatch::run(args).await,
+        Command::Restart(args) => ops::restart::run(args).await,
+        Command::Decode(_) => unreachable!("decode runs without the async runtime"),
     }
 }
 

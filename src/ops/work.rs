@@ -1,7 +1,6 @@
 //! `defer-worker work`: resolves the settings, connects Redis and the failed_jobs database, installs the
 //! signal handlers and runs the [`Worker`] until it stops.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,20 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::connect;
 use crate::cli::WorkArgs;
 use crate::config::{env, FileConfig};
-use crate::laravel::database::{Db, DbConfig};
-use crate::laravel::encrypter::Encrypter;
-use crate::laravel::failed_jobs::FailedJobs;
-use crate::laravel::redis_config::RedisConfig;
-use crate::laravel::redis_queue::RedisQueue;
 use crate::php;
 use crate::worker::job::Decider;
 use crate::worker::settle::Settler;
 use crate::worker::{Worker, WorkerOptions};
-
-/// The embedded failed_jobs database used when the app's database is not configured.
-pub const DEFAULT_FAILED_DB: &str = "defer-worker-failed-jobs.sqlite";
 
 /// Flags > environment > file > Laravel's defaults.
 pub fn resolve_options(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<WorkerOptions> {
@@ -108,51 +100,13 @@ pub fn resolve_options(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<Wor
 
 pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let options = resolve_options(args, file)?;
-    let lookup = |k: &str| env(k);
-    let redis_cfg = RedisConfig::from_env(&lookup).context("invalid Redis settings")?;
-    let queue = RedisQueue::connect(&redis_cfg)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {redis_cfg}"))?;
-    let failed_db: PathBuf = args
+    let (redis_cfg, queue) = connect::redis_queue().await?;
+    let failed_db = args
         .failed_db
         .clone()
-        .or_else(|| file.worker.failed_db.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_FAILED_DB));
-    let db_cfg = DbConfig::from_env(&lookup, &failed_db)
-        .context("invalid database settings for failed_jobs")?;
-    let timezone: chrono_tz::Tz = match env("APP_TIMEZONE") {
-        Some(tz) => tz.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "APP_TIMEZONE={tz:?} is not a known time zone (e.g. UTC, Africa/Abidjan)"
-            )
-        })?,
-        None => chrono_tz::UTC,
-    };
-    let failed = if db_cfg.is_embedded() {
-        let db = Db::connect(&db_cfg)
-            .await
-            .with_context(|| format!("cannot open the embedded failed_jobs database {db_cfg}"))?;
-        let failed = FailedJobs::new(db, &db_cfg.table, timezone);
-        failed
-            .ensure_table()
-            .await
-            .context("cannot create the embedded failed_jobs table")?;
-        failed
-    } else {
-        // The app's database may be down at start: jobs that fail meanwhile stay reserved until it is back.
-        let db = Db::connect_lazy(&db_cfg)
-            .await
-            .with_context(|| format!("invalid failed_jobs database {db_cfg}"))?;
-        let failed = FailedJobs::new(db, &db_cfg.table, timezone);
-        if let Err(err) = failed.count().await {
-            tracing::warn!(error = %err, database = %db_cfg, "failed_jobs is not usable yet (run the app's migrations?); failing jobs will wait in Redis until it is");
-        }
-        failed
-    };
-    let encrypter = Encrypter::from_keys(
-        env("APP_KEY").as_deref(),
-        env("APP_PREVIOUS_KEYS").as_deref(),
-    )?;
+        .or_else(|| file.worker.failed_db.clone());
+    let (db_cfg, failed) = connect::failed_jobs(failed_db.as_deref()).await?;
+    let encrypter = connect::encrypter()?;
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone());
     let worker = Worker {

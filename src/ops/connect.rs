@@ -1,0 +1,82 @@
+//! Opening the stores every subcommand needs, from Laravel-named settings, with errors that name the
+//! setting to fix. One place, so `work`, `failed`, `monitor`… connect the same way.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::config::env;
+use crate::laravel::database::{Db, DbConfig};
+use crate::laravel::encrypter::Encrypter;
+use crate::laravel::failed_jobs::FailedJobs;
+use crate::laravel::redis_config::RedisConfig;
+use crate::laravel::redis_queue::RedisQueue;
+
+/// The embedded failed_jobs database used when the app's database is not configured.
+pub const DEFAULT_FAILED_DB: &str = "defer-worker-failed-jobs.sqlite";
+
+fn lookup(key: &str) -> Option<String> {
+    env(key)
+}
+
+/// The queue connection (REDIS_* settings, key prefix).
+pub async fn redis_queue() -> anyhow::Result<(RedisConfig, RedisQueue)> {
+    let cfg = RedisConfig::from_env(&lookup).context("invalid Redis settings")?;
+    let queue = RedisQueue::connect(&cfg)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {cfg}"))?;
+    Ok((cfg, queue))
+}
+
+/// APP_TIMEZONE, for failed_at (UTC when unset).
+pub fn timezone() -> anyhow::Result<chrono_tz::Tz> {
+    match env("APP_TIMEZONE") {
+        Some(tz) => tz.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "APP_TIMEZONE={tz:?} is not a known time zone (e.g. UTC, Africa/Abidjan)"
+            )
+        }),
+        None => Ok(chrono_tz::UTC),
+    }
+}
+
+/// APP_KEY and APP_PREVIOUS_KEYS.
+pub fn encrypter() -> anyhow::Result<Encrypter> {
+    Ok(Encrypter::from_keys(
+        env("APP_KEY").as_deref(),
+        env("APP_PREVIOUS_KEYS").as_deref(),
+    )?)
+}
+
+/// failed_jobs in the app's database (DB_* / DATABASE_URL), or in the embedded SQLite file at
+/// `embedded` when no database is configured (created with its table).
+///
+/// The app's database may be down: the pool is lazy and a warning is logged, so a worker can start
+/// and keep failing jobs reserved until it is back.
+pub async fn failed_jobs(embedded: Option<&Path>) -> anyhow::Result<(DbConfig, FailedJobs)> {
+    let embedded: PathBuf = embedded
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FAILED_DB));
+    let cfg = DbConfig::from_env(&lookup, &embedded)
+        .context("invalid database settings for failed_jobs")?;
+    let tz = timezone()?;
+    if cfg.is_embedded() {
+        let db = Db::connect(&cfg)
+            .await
+            .with_context(|| format!("cannot open the embedded failed_jobs database {cfg}"))?;
+        let failed = FailedJobs::new(db, &cfg.table, tz);
+        failed
+            .ensure_table()
+            .await
+            .context("cannot create the embedded failed_jobs table")?;
+        return Ok((cfg, failed));
+    }
+    let db = Db::connect_lazy(&cfg)
+        .await
+        .with_context(|| format!("invalid failed_jobs database {cfg}"))?;
+    let failed = FailedJobs::new(db, &cfg.table, tz);
+    if let Err(err) = failed.count().await {
+        tracing::warn!(error = %err, database = %cfg, "failed_jobs is not usable yet (run the app's migrations?); failing jobs will wait in Redis until it is");
+    }
+    Ok((cfg, failed))
+}
