@@ -10,6 +10,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Where payloads/ and manifest.json go: the committed corpus by default; tests regenerate into a temp dir.
+DEST="${FIXTURES_OUT:-$ROOT/fixtures}"
 ARTISAN="$ROOT/fixtures/laravel/artisan"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/defer-fixtures.XXXXXX")"
 OUT="$WORK/payloads"
@@ -64,8 +66,8 @@ corpus retry-capture
 
 # Replace the committed corpus only once everything succeeded.
 artisan harness:corpus merge --out="$OUT" --state="$STATE" --manifest="$WORK/manifest.json"
-rm -rf "$ROOT/fixtures/payloads"
-mkdir -p "$ROOT/fixtures/payloads"
-cp "$OUT"/*.json "$ROOT/fixtures/payloads/"
-cp "$WORK/manifest.json" "$ROOT/fixtures/manifest.json"
-echo "regen-fixtures: $(ls "$ROOT/fixtures/payloads" | wc -l) payloads, fixtures/manifest.json written"
+rm -rf "$DEST/payloads"
+mkdir -p "$DEST/payloads"
+cp "$OUT"/*.json "$DEST/payloads/"
+cp "$WORK/manifest.json" "$DEST/manifest.json"
+echo "regen-fixtures: $(ls "$DEST/payloads" | wc -l) payloads, $DEST/manifest.json written"

@@ -15,8 +15,11 @@ fn fixtures() -> PathBuf {
 }
 
 fn manifest() -> Vec<Json> {
-    let text =
-        std::fs::read_to_string(fixtures().join("manifest.json")).expect("fixtures/manifest.json");
+    manifest_in(&fixtures())
+}
+
+fn manifest_in(dir: &Path) -> Vec<Json> {
+    let text = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest.json");
     let m: Json = serde_json::from_str(&text).expect("manifest is JSON");
     let entries = match m {
         Json::Array(a) => a,
@@ -40,8 +43,12 @@ fn encrypter_for(entry: &Json) -> Encrypter {
 }
 
 fn raw(entry: &Json) -> Vec<u8> {
+    raw_in(&fixtures(), entry)
+}
+
+fn raw_in(dir: &Path, entry: &Json) -> Vec<u8> {
     let file = entry["file"].as_str().expect("file");
-    std::fs::read(fixtures().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 /// JSON equality where numbers compare as numbers (PHP writes 1.0 as 1.0, serde_json may write 1.0 as 1.0 or 1).
@@ -69,11 +76,35 @@ fn same(a: &Json, b: &Json) -> bool {
 
 #[test]
 fn every_fixture_decodes_to_its_manifest_entry() {
+    check_corpus(&fixtures());
+}
+
+/// Real Laravel regenerates the corpus now (scripts/regen-fixtures.sh into a temp dir), and what it
+/// writes today decodes as the manifest it writes says: the harness and the decoder stay in step.
+#[test]
+fn a_freshly_regenerated_corpus_decodes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/regen-fixtures.sh"))
+        .env("FIXTURES_OUT", dir.path())
+        .output()
+        .expect("run scripts/regen-fixtures.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = manifest_in(dir.path());
+    assert_eq!(fresh.len(), manifest().len(), "the same set of fixtures");
+    check_corpus(dir.path());
+}
+
+fn check_corpus(dir: &Path) {
     let mut deferred = 0;
-    for entry in manifest() {
+    for entry in manifest_in(dir) {
         let file = entry["file"].as_str().unwrap().to_owned();
         let out = decode(
-            &raw(&entry),
+            &raw_in(dir, &entry),
             &encrypter_for(&entry),
             defer_worker::deferred::DEFAULT_CLASS,
         )

@@ -641,3 +641,93 @@ fn an_idle_worker_picks_up_a_new_job_within_milliseconds() {
     worker.signal("INT");
     assert!(worker.wait(Duration::from_secs(5)).success());
 }
+
+#[test]
+fn a_failing_job_waits_in_redis_while_failed_jobs_is_unusable_then_is_written_once() {
+    let w = World::new(DbKind::Sqlite);
+    // The app's database without its failed_jobs table: every insert fails until the migration runs.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", w.db_name))
+            .await
+            .unwrap();
+        sqlx::query("DROP TABLE failed_jobs")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let uuid = w
+        .dispatch("whatsapp_notification", r#"{"order_id":1}"#, "whatsapp", 1)
+        .remove(0);
+    let config = "[actions.\"*\"]\nkind = \"fail\"\nmessage = \"nope\"\n";
+    let mut worker = w.worker(&["--queue=whatsapp", "--retry-after=1"], config);
+    let insert_errors = |l: &[Json]| {
+        l.iter()
+            .filter(|l| {
+                l["message"]
+                    == "cannot write failed_jobs row; the job stays reserved until it is written"
+            })
+            .count()
+    };
+    worker.wait_for(Duration::from_secs(10), "the first failed insert", |l| {
+        insert_errors(l) >= 1
+    });
+    let first_error = now_f64();
+    // Well past retry_after the job is still ours: reserved, reservation extended, not back in the list.
+    worker.wait_for(Duration::from_secs(15), "retries past retry_after", |l| {
+        now_f64() - first_error > 2.5 && insert_errors(l) >= 3
+    });
+    assert_eq!(
+        w.lrange(&w.key("whatsapp")).len(),
+        0,
+        "not migrated back to the list"
+    );
+    let reserved = w.zrange(&w.key("whatsapp:reserved"));
+    assert_eq!(reserved.len(), 1, "still reserved");
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg(w.key("whatsapp:reserved"))
+        .arg(&reserved[0])
+        .query(&mut w.redis())
+        .unwrap();
+    assert!(score > now_f64(), "reservation extended ahead of now");
+    assert!(worker.outcomes("failed").is_empty());
+    // The migration runs: the row is written once and the job leaves Redis.
+    w.php(&["harness:schema"]);
+    worker.wait_for(Duration::from_secs(30), "the job to be failed", |l| {
+        l.iter().any(|l| l["outcome"] == "failed")
+    });
+    let rows = rt.block_on(w.failed_rows());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].uuid, uuid);
+    assert!(rows[0]
+        .exception
+        .starts_with("DeferWorker\\ActionFailedException: nope in "));
+    assert!(w.zrange(&w.key("whatsapp:reserved")).is_empty());
+    worker.signal("TERM");
+    assert!(worker.wait(Duration::from_secs(10)).success());
+    assert_eq!(
+        worker.outcomes("failed").len(),
+        1,
+        "failed once, not once per retry"
+    );
+}
+
+#[test]
+fn the_example_config_file_is_valid_and_forwards_what_rust_does_not_run_yet() {
+    let path = crate::support::repo().join("deploy/defer-worker.example.toml");
+    let file = defer_worker::config::FileConfig::load(Some(&path))
+        .expect("deploy/defer-worker.example.toml parses");
+    let actions = file.actions();
+    use defer_worker::actions::ActionKind;
+    assert_eq!(
+        actions.kind_of("whatsapp_notification"),
+        &ActionKind::Forward
+    );
+    assert_eq!(
+        actions.kind_of("analytics_export"),
+        &ActionKind::Log { sleep_ms: 0 }
+    );
+    assert_eq!(actions.kind_of("something_new"), &ActionKind::Forward);
+    assert_eq!(file.worker.tries, Some(3));
+}

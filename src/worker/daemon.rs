@@ -263,7 +263,7 @@ impl Worker {
                     tokio::time::sleep(rest).await;
                 }
                 drop(permit);
-                finished.notify_waiters();
+                finished.notify_one();
             }
             .instrument(span),
         );

@@ -113,7 +113,8 @@ impl Settler {
                 }
             }
             // Keep the reservation ahead of the migration so no other worker takes the job meanwhile.
-            let until = super::job::now_unix() + retry_after as i64;
+            // Scores are whole seconds: one second of margin, and retries well within retry_after.
+            let until = super::job::now_unix() + retry_after as i64 + 1;
             if let Err(err) = self
                 .queue
                 .extend_reservation(&popped.queue, &popped.reserved, until)
@@ -128,7 +129,9 @@ impl Settler {
                     return false;
                 }
             }
-            wait = (wait * 2).min(Duration::from_secs(15));
+            wait = (wait * 2)
+                .min(Duration::from_secs(15))
+                .min(Duration::from_millis(retry_after * 500).max(Duration::from_millis(250)));
         }
     }
 
