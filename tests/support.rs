@@ -259,6 +259,18 @@ impl World {
             .expect("RPUSH");
     }
 
+    /// [`World::failed_rows`] from synchronous test code.
+    pub fn failed(&self) -> Vec<FailedJob> {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(self.failed_rows())
+    }
+
+    /// Asserts that nothing is left under this world's prefix (lists, notify tokens, sorted sets).
+    pub fn assert_no_keys(&self, why: &str) {
+        assert_eq!(self.keys(), Vec::<String>::new(), "{why}");
+    }
+
     /// The failed_jobs table as defer-worker sees it (its own module is checked against Laravel's elsewhere).
     pub async fn failed_rows(&self) -> Vec<FailedJob> {
         let env: HashMap<String, String> = self.env().into_iter().collect();

@@ -48,11 +48,7 @@ fn php_dispatches_defer_worker_runs_every_job_once_and_leaves_no_key() {
         .filter_map(|l| l["action"].as_str().map(String::from))
         .collect();
     assert_eq!(actions.len(), 4, "{actions:?}");
-    assert_eq!(
-        w.keys(),
-        Vec::<String>::new(),
-        "no key left behind (lists, notify tokens, reserved)"
-    );
+    w.assert_no_keys("no key left behind (lists, notify tokens, reserved)");
 }
 
 #[test]
@@ -135,8 +131,7 @@ fn failing_job_matches_php(db: DbKind) {
         "--sleep=0",
     ]);
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let rows = rt.block_on(w.failed_rows());
+    let rows = w.failed();
     assert_eq!(rows.len(), 2, "{rows:?}");
     let row = |uuid: &str| {
         rows.iter()
@@ -206,11 +201,7 @@ fn failing_job_matches_php(db: DbKind) {
         vec![ours.clone()],
         "the retried row runs on defer-worker"
     );
-    assert_eq!(
-        rt.block_on(w.failed_rows()).len(),
-        1,
-        "queue:retry forgot our row"
-    );
+    assert_eq!(w.failed().len(), 1, "queue:retry forgot our row");
 }
 
 #[test]
@@ -355,10 +346,7 @@ fn kill_9_of_defer_worker_in_a_mixed_fleet_loses_nothing() {
         by_php.len()
     );
     assert_eq!(w.zrange(&w.key("default:reserved")).len(), 0);
-    assert!(tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(w.failed_rows())
-        .is_empty());
+    assert!(w.failed().is_empty());
 }
 
 #[test]
@@ -457,9 +445,7 @@ fn a_job_beyond_its_tries_fails_with_max_attempts_exceeded() {
     w.rpush("emails", bumped.as_bytes());
     let mut worker = w.worker(&["--queue=emails", "--stop-when-empty"], ALL_LOG);
     assert!(worker.wait(Duration::from_secs(20)).success());
-    let rows = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(w.failed_rows());
+    let rows = w.failed();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].uuid, uuid);
     assert!(
@@ -491,9 +477,7 @@ fn malformed_payloads_end_in_failed_jobs_and_the_worker_goes_on() {
     let mut worker = w.worker(&["--queue=whatsapp", "--stop-when-empty"], ALL_LOG);
     assert!(worker.wait(Duration::from_secs(20)).success());
     assert_eq!(worker.outcomes("done").len(), 1, "the good job still runs");
-    let rows = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(w.failed_rows());
+    let rows = w.failed();
     assert_eq!(rows.len(), 4, "{rows:#?}");
     let mut reasons: Vec<(String, String)> = rows
         .iter()
@@ -560,9 +544,7 @@ fn foreign_jobs_are_handed_to_php_unchanged_and_php_runs_them() {
         1,
         "PHP ran the forwarded DeferredJob"
     );
-    let rows = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(w.failed_rows());
+    let rows = w.failed();
     assert!(rows.is_empty(), "PHP ran the mailable too: {rows:?}");
 }
 
@@ -589,9 +571,7 @@ fn a_job_that_times_out_is_released_then_failed_with_timeout_exceeded() {
         "{}",
         worker.log_text()
     );
-    let rows = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(w.failed_rows());
+    let rows = w.failed();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].uuid, uuid);
     assert!(
@@ -599,11 +579,7 @@ fn a_job_that_times_out_is_released_then_failed_with_timeout_exceeded() {
         "{}",
         rows[0].exception
     );
-    assert_eq!(
-        w.keys(),
-        Vec::<String>::new(),
-        "released and failed on purpose, not left in :reserved"
-    );
+    w.assert_no_keys("released and failed on purpose, not left in :reserved");
 }
 
 #[test]
@@ -622,7 +598,7 @@ fn sigterm_lets_running_jobs_finish_and_exits_0() {
         sent.into_iter().collect(),
         "the running jobs finished"
     );
-    assert_eq!(w.keys(), Vec::<String>::new());
+    w.assert_no_keys("nothing left in Redis");
 }
 
 #[test]
@@ -697,7 +673,7 @@ fn a_failing_job_waits_in_redis_while_failed_jobs_is_unusable_then_is_written_on
     worker.wait_for(Duration::from_secs(30), "the job to be failed", |l| {
         l.iter().any(|l| l["outcome"] == "failed")
     });
-    let rows = rt.block_on(w.failed_rows());
+    let rows = w.failed();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].uuid, uuid);
     assert!(rows[0]
