@@ -259,6 +259,34 @@ impl World {
             .expect("RPUSH");
     }
 
+    /// Jobs on a queue: ready, delayed and reserved (what `size` counts).
+    pub fn queue_len(&self, queue: &str) -> usize {
+        let mut c = self.redis();
+        let ready: usize = redis::cmd("LLEN").arg(self.key(queue)).query(&mut c).expect("LLEN");
+        let sets: usize = ["delayed", "reserved"]
+            .iter()
+            .map(|s| -> usize {
+                redis::cmd("ZCARD")
+                    .arg(self.key(&format!("{queue}:{s}")))
+                    .query(&mut c)
+                    .expect("ZCARD")
+            })
+            .sum();
+        ready + sets
+    }
+
+    /// Waits until [`World::queue_len`] is 0 or `timeout` passes; returns what is left.
+    pub fn wait_until_empty(&self, queue: &str, timeout: Duration) -> usize {
+        let start = Instant::now();
+        loop {
+            let left = self.queue_len(queue);
+            if left == 0 || start.elapsed() > timeout {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// [`World::failed_rows`] from synchronous test code.
     pub fn failed(&self) -> Vec<FailedJob> {
         tokio::runtime::Runtime::new()
