@@ -1,9 +1,10 @@
-//! The configuration file (`defer-worker.toml`) and the process environment, read under Laravel's names.
+//! The TOML config file (`defer-worker.toml`): the worker's settings, the action table, per-queue
+//! settings, and an optional `[env]` table of Laravel-named settings that sit below the app's `.env`.
 //!
-//! Only reads files; connecting is the caller's business. Errors name the file and the key to fix.
-//! Precedence for `work`: command-line flags > environment > file > Laravel's defaults.
+//! Only reads files; connecting is the caller's business. Errors name the file, the key and the line.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -51,11 +52,49 @@ pub struct FileConfig {
     pub actions: BTreeMap<String, ActionKind>,
     #[serde(default)]
     pub queues: BTreeMap<String, QueueSection>,
+    /// `[env]`: Laravel-named settings (`REDIS_HOST = "10.0.0.5"`), used when neither the process
+    /// environment nor the app's `.env` sets them.
+    #[serde(default)]
+    pub env: BTreeMap<String, EnvScalar>,
+    /// The file this was read from (`None`: no file).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+/// A value of the `[env]` table: TOML strings, numbers and booleans, read as the text `.env` would hold.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum EnvScalar {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl fmt::Display for EnvScalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvScalar::Str(s) => f.write_str(s),
+            EnvScalar::Int(i) => write!(f, "{i}"),
+            EnvScalar::Float(x) => write!(f, "{x}"),
+            EnvScalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
 }
 
 impl FileConfig {
     /// Reads `path`, or `defer-worker.toml` in the working directory when no path is given and it exists.
+    ///
+    /// The result also becomes the file layer of [`super::env()`] and of `defer-worker config` (its `[env]`
+    /// table and its path), since every command loads the file once at start.
     pub fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+        let file = Self::read(path)?;
+        super::install_file(&file);
+        Ok(file)
+    }
+
+    /// Like [`FileConfig::load`], without touching the process-wide settings.
+    pub fn read(path: Option<&Path>) -> anyhow::Result<FileConfig> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
@@ -63,7 +102,10 @@ impl FileConfig {
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+        let mut file = Self::parse(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        file.path = Some(path);
+        Ok(file)
     }
 
     pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
@@ -76,20 +118,6 @@ impl FileConfig {
         let unlisted = by_name.remove("*").unwrap_or(ActionKind::Forward);
         Actions::new(by_name, unlisted)
     }
-}
-
-/// Loads the app's `.env` (placeholder: only checks the file exists; Laravel's parsing rules come next).
-pub fn load_env_file(path: Option<&Path>) -> anyhow::Result<()> {
-    if let Some(p) = path {
-        anyhow::ensure!(p.exists(), "--env {}: no such file", p.display());
-    }
-    Ok(())
-}
-
-/// A lookup of Laravel-named settings (`APP_KEY`, `REDIS_HOST`…) in the process environment; empty values
-/// count as unset.
-pub fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

@@ -1,0 +1,252 @@
+//! Laravel-named settings (`APP_KEY`, `REDIS_HOST`…) resolved through the layers, highest first:
+//! command-line flags > process environment > the app's `.env` > the `[env]` table of `defer-worker.toml`.
+//! Defaults are not a layer here: each consumer applies Laravel's own (see `report` for the catalogue).
+//!
+//! Values go through Laravel's `env()` conversions: `true`/`(true)` → `true`, `false`/`(false)` →
+//! `false`, `empty`/`(empty)` → the empty string, `null`/`(null)` → unset (a value of `None`), and one pair
+//! of surrounding quotes is removed. Pure apart from reading the live process environment when built
+//! with [`Settings::live`]; it must never log values.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::dotenv::DotEnv;
+use super::file::FileConfig;
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag.
+    Flag,
+    /// The process environment.
+    Process,
+    /// A line of the app's `.env`.
+    DotEnv { path: PathBuf, line: usize },
+    /// The `[env]` table (or another table) of the TOML config file.
+    ConfigFile(PathBuf),
+    /// Laravel's (or defer-worker's) default.
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag => f.write_str("command-line flag"),
+            Source::Process => f.write_str("process environment"),
+            Source::DotEnv { path, line } => write!(f, "{}:{line}", path.display()),
+            Source::ConfigFile(path) => write!(f, "{}", path.display()),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A setting's value after Laravel's `env()` conversions, and its source. `value: None` means the source
+/// set it to `null`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub value: Option<String>,
+    pub source: Source,
+}
+
+impl fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be secrets.
+        let shown = match &self.value {
+            Some(v) => format!("<{} bytes>", v.len()),
+            None => "null".to_owned(),
+        };
+        write!(f, "Resolved {{ value: {shown}, source: {} }}", self.source)
+    }
+}
+
+#[derive(Clone)]
+enum Process {
+    /// Read `std::env` at each lookup.
+    Live,
+    Map(HashMap<String, String>),
+}
+
+/// The layers, ready for lookups. Cheap to share behind an `Arc`.
+#[derive(Clone)]
+pub struct Settings {
+    flags: BTreeMap<String, String>,
+    process: Process,
+    dotenv: Option<DotEnv>,
+    file: FileConfig,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("flags", &self.flags.keys().collect::<Vec<_>>())
+            .field("dotenv", &self.dotenv.as_ref().map(DotEnv::path))
+            .field("file", &self.file.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// From fixed layers (tests, or a snapshot): `process` stands for the process environment.
+    pub fn from_parts(
+        process: HashMap<String, String>,
+        dotenv: Option<DotEnv>,
+        file: &FileConfig,
+    ) -> Settings {
+        Settings {
+            flags: BTreeMap::new(),
+            process: Process::Map(process),
+            dotenv,
+            file: file.clone(),
+        }
+    }
+
+    /// Reading the real process environment at each lookup.
+    pub fn live(dotenv: Option<DotEnv>, file: &FileConfig) -> Settings {
+        Settings {
+            flags: BTreeMap::new(),
+            process: Process::Live,
+            dotenv,
+            file: file.clone(),
+        }
+    }
+
+    /// Adds a command-line value for a Laravel-named key (it beats every other layer).
+    pub fn with_flag(mut self, key: &str, value: impl Into<String>) -> Settings {
+        self.flags.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn dotenv(&self) -> Option<&DotEnv> {
+        self.dotenv.as_ref()
+    }
+
+    pub fn file(&self) -> &FileConfig {
+        &self.file
+    }
+
+    /// The raw process value of `key` (present even when empty).
+    pub fn process_value(&self, key: &str) -> Option<String> {
+        match &self.process {
+            Process::Live => std::env::var_os(key).map(|v| v.to_string_lossy().into_owned()),
+            Process::Map(m) => m.get(key).cloned(),
+        }
+    }
+
+    /// The highest layer that sets `key`, with Laravel's conversions applied; `None` when no layer does.
+    pub fn get(&self, key: &str) -> Option<Resolved> {
+        if let Some(v) = self.flags.get(key) {
+            return Some(Resolved {
+                value: Some(v.clone()),
+                source: Source::Flag,
+            });
+        }
+        if let Some(v) = self.process_value(key) {
+            return Some(Resolved {
+                value: laravel_env(&v),
+                source: Source::Process,
+            });
+        }
+        if let Some(env) = &self.dotenv {
+            // A bare `KEY` line unsets the key: lower layers apply again.
+            if let Some(entry) = env.get(key).filter(|e| e.value.is_some()) {
+                return Some(Resolved {
+                    value: entry.value.as_deref().and_then(laravel_env),
+                    source: Source::DotEnv {
+                        path: env.path().to_path_buf(),
+                        line: entry.line,
+                    },
+                });
+            }
+        }
+        if let Some(v) = self.file.env.get(key) {
+            let path = self
+                .file
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(super::DEFAULT_FILE));
+            return Some(Resolved {
+                value: laravel_env(&v.to_string()),
+                source: Source::ConfigFile(path),
+            });
+        }
+        None
+    }
+
+    /// What `config::env` returns: the value, with `null` and the empty string counted as unset.
+    pub fn env(&self, key: &str) -> Option<String> {
+        self.get(key)?.value.filter(|v| !v.is_empty())
+    }
+
+    /// Where the config file's worker/queue/action tables came from.
+    pub fn file_source(&self) -> Source {
+        match &self.file.path {
+            Some(p) => Source::ConfigFile(p.clone()),
+            None => Source::ConfigFile(Path::new(super::DEFAULT_FILE).to_path_buf()),
+        }
+    }
+}
+
+/// Laravel's `Env::get` conversions of a raw value; `None` for `null`.
+pub fn laravel_env(raw: &str) -> Option<String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "(true)" => return Some("true".to_owned()),
+        "false" | "(false)" => return Some("false".to_owned()),
+        "empty" | "(empty)" => return Some(String::new()),
+        "null" | "(null)" => return None,
+        _ => {}
+    }
+    let b = raw.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[0] == b[b.len() - 1] {
+        return Some(raw[1..raw.len() - 1].to_owned());
+    }
+    Some(raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_follow_laravel_env() {
+        assert_eq!(laravel_env("null"), None);
+        assert_eq!(laravel_env("(NULL)"), None);
+        assert_eq!(laravel_env("(true)").as_deref(), Some("true"));
+        assert_eq!(laravel_env("FALSE").as_deref(), Some("false"));
+        assert_eq!(laravel_env("empty").as_deref(), Some(""));
+        assert_eq!(laravel_env("\"quoted\"").as_deref(), Some("quoted"));
+        assert_eq!(laravel_env("'x'").as_deref(), Some("x"));
+        assert_eq!(laravel_env("\"").as_deref(), Some("\""));
+        assert_eq!(laravel_env("plain").as_deref(), Some("plain"));
+    }
+
+    #[test]
+    fn layers_in_order_and_null_hides_lower_layers() {
+        let dotenv = DotEnv::parse(
+            "A=dotenv\nB=dotenv\nC=null\nD\n",
+            Path::new("/app/.env"),
+            &|_| None,
+        )
+        .unwrap();
+        let file =
+            FileConfig::parse("[env]\nA = \"file\"\nB = \"file\"\nD = 5\nE = true\n").unwrap();
+        let process = HashMap::from([("A".to_owned(), "process".to_owned())]);
+        let s = Settings::from_parts(process, Some(dotenv), &file).with_flag("F", "flag");
+        let a = s.get("A").unwrap();
+        assert_eq!(
+            (a.value.as_deref(), a.source),
+            (Some("process"), Source::Process)
+        );
+        let b = s.get("B").unwrap();
+        assert_eq!(b.value.as_deref(), Some("dotenv"));
+        assert_eq!(b.source.to_string(), "/app/.env:2");
+        let c = s.get("C").unwrap();
+        assert_eq!(c.value, None);
+        assert_eq!(s.env("C"), None);
+        // A bare name in .env unsets it there; the file's value applies.
+        assert_eq!(s.env("D").as_deref(), Some("5"));
+        assert_eq!(s.env("E").as_deref(), Some("true"));
+        assert_eq!(s.get("F").unwrap().source, Source::Flag);
+        assert!(s.get("MISSING").is_none());
+    }
+}
