@@ -602,6 +602,105 @@ impl RedisQueue {
             idle.push(conn);
         }
     }
+
+    /// Ready, delayed and reserved counts of `queue` with the head of each, read in one MULTI so
+    /// they are one consistent snapshot (Laravel 12's `pendingSize`, `delayedSize`, `reservedSize`
+    /// and `creationTimeOfOldestPendingJob` together). For `defer-worker monitor`.
+    pub async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
+        let key = self.key(queue);
+        type Head = Vec<(Vec<u8>, f64)>;
+        let (ready, delayed, reserved, head, first_delayed, first_reserved): (
+            u64,
+            u64,
+            u64,
+            Option<Vec<u8>>,
+            Head,
+            Head,
+        ) = redis::pipe()
+            .atomic()
+            .cmd("LLEN")
+            .arg(&key)
+            .cmd("ZCARD")
+            .arg(format!("{key}:delayed"))
+            .cmd("ZCARD")
+            .arg(format!("{key}:reserved"))
+            .cmd("LINDEX")
+            .arg(&key)
+            .arg(0)
+            .cmd("ZRANGE")
+            .arg(format!("{key}:delayed"))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .cmd("ZRANGE")
+            .arg(format!("{key}:reserved"))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::command("MULTI", &key, e))?;
+        // Laravel writes integer scores; `as` saturates anything odd instead of panicking.
+        let lowest = |h: &Head| h.first().map(|(_, score)| score.floor() as i64);
+        Ok(QueueStats {
+            ready,
+            delayed,
+            reserved,
+            head,
+            next_delayed_at: lowest(&first_delayed),
+            first_reservation_expires_at: lowest(&first_reserved),
+        })
+    }
+
+    /// PING on the shared connection: Ok when Redis answers. For readiness checks (`/ready`);
+    /// the caller bounds the wait, since a hung server only fails after the response timeout.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| QueueError::command("PING", &self.endpoint, e))
+    }
+}
+
+/// One queue at one instant, from [`RedisQueue::stats`].
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// LLEN of the ready list.
+    pub ready: u64,
+    /// ZCARD of `:delayed`.
+    pub delayed: u64,
+    /// ZCARD of `:reserved`.
+    pub reserved: u64,
+    /// The next payload to be popped (LINDEX 0), None when the list is empty.
+    pub head: Option<Vec<u8>>,
+    /// The lowest `:delayed` score: when the next delayed job is due (unix seconds).
+    pub next_delayed_at: Option<i64>,
+    /// The lowest `:reserved` score: when the oldest reservation runs out (unix seconds).
+    pub first_reservation_expires_at: Option<i64>,
+}
+
+impl QueueStats {
+    /// Laravel's `size`: ready + delayed + reserved.
+    pub fn size(&self) -> u64 {
+        self.ready + self.delayed + self.reserved
+    }
+}
+
+impl fmt::Debug for QueueStats {
+    // The head payload may hold personal data; show its size only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueStats")
+            .field("ready", &self.ready)
+            .field("delayed", &self.delayed)
+            .field("reserved", &self.reserved)
+            .field("head_len", &self.head.as_ref().map(Vec::len))
+            .field("next_delayed_at", &self.next_delayed_at)
+            .field(
+                "first_reservation_expires_at",
+                &self.first_reservation_expires_at,
+            )
+            .finish()
+    }
 }
 
 /// The bytes of a bulk/simple string reply; None for nil or false.

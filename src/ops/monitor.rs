@@ -1,11 +1,211 @@
-//! `defer-worker monitor` (placeholder: being written).
+//! `defer-worker monitor`: `php artisan queue:monitor` with more detail. Per queue: ready (LLEN),
+//! delayed and reserved (ZCARD), Laravel's size (their sum) against `--max` (ALERT when
+//! size >= max, Laravel's rule), and how old the oldest work is: the ready head's age when its
+//! payload carries `createdAt` (Laravel 12), when the next delayed job is due, and when the oldest
+//! reservation runs out (a past time means a worker died holding it).
+//!
+//! Unlike artisan, which only fires `QueueBusy`, the exit code is 1 when any queue is at or over
+//! its threshold, so cron or a health check can act on it. Read-only: it never moves or deletes a
+//! job, and never prints a payload.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+use serde_json::{json, Value as Json};
+
+use super::connect;
+use super::failed::table;
+use crate::config::env;
+use crate::laravel::redis_queue::QueueStats;
+
+const EXAMPLES: &str = "\
+Examples:
+  defer-worker monitor whatsapp,analytics,emails,cache,default
+  defer-worker monitor redis:whatsapp,redis:default --max=100   # [connection:]queue
+  defer-worker monitor whatsapp --json | jq '.[0].ready'
+
+Columns: Ready (LLEN queues:<q>), Delayed and Reserved (ZCARD), Size (their sum, what queue:monitor
+shows), Oldest ready (age of the next job, from createdAt: Laravel 12 payloads only, else ?), Next
+delayed (when the next delayed job is due; `ago` = overdue, no worker is migrating it), Reservation
+(when the oldest reservation runs out; `ago` = its worker is gone and the next pop re-queues it).
+Exit status: 0 when every queue is OK; 1 when any is ALERT (size >= --max), or on an error (then
+only a message on stderr).
+Settings: REDIS_* as for `work`; with no queues given, REDIS_QUEUE or `default`.";
+
 /// Arguments of `defer-worker monitor`.
 #[derive(Debug, clap::Args)]
-pub struct MonitorArgs {}
+#[command(after_help = EXAMPLES)]
+pub struct MonitorArgs {
+    /// Queues, comma list, each `queue` or `connection:queue` (only `redis` is ours).
+    #[arg(value_name = "QUEUES")]
+    pub queues: Option<String>,
+    /// ALERT (and exit 1) when a queue holds this many jobs or more.
+    #[arg(long, default_value_t = 1000)]
+    pub max: u64,
+    /// One JSON array instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn run(_args: &MonitorArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`monitor` is not implemented yet")
+/// The connection name Laravel's default config gives the Redis queue.
+const REDIS_CONNECTION: &str = "redis";
+
+/// `[connection:]queue` items of a comma list; an unknown connection is an error.
+fn parse_queues(list: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (connection, queue) = item.split_once(':').unwrap_or((REDIS_CONNECTION, item));
+        anyhow::ensure!(
+            connection == REDIS_CONNECTION,
+            "{item:?}: connection {connection:?} is not one defer-worker reads (only `{REDIS_CONNECTION}`, from REDIS_*)"
+        );
+        anyhow::ensure!(!queue.is_empty(), "{item:?}: empty queue name");
+        out.push((connection.to_owned(), queue.to_owned()));
+    }
+    anyhow::ensure!(!out.is_empty(), "no queue given (e.g. whatsapp,default)");
+    Ok(out)
+}
+
+/// One line of the report, as printed with `--json`.
+pub fn report(connection: &str, queue: &str, stats: &QueueStats, max: u64, now: i64) -> Json {
+    let created_at = stats
+        .head
+        .as_deref()
+        .and_then(|h| serde_json::from_slice::<Json>(h).ok())
+        .and_then(|p| p.get("createdAt").and_then(Json::as_i64));
+    let size = stats.size();
+    json!({
+        "connection": connection,
+        "queue": queue,
+        "ready": stats.ready,
+        "delayed": stats.delayed,
+        "reserved": stats.reserved,
+        "size": size,
+        "max": max,
+        "status": if size >= max { "ALERT" } else { "OK" },
+        "oldest_ready_age_secs": created_at.map(|t| now - t),
+        "next_delayed_due_in_secs": stats.next_delayed_at.map(|t| t - now),
+        "oldest_reservation_expires_in_secs": stats.first_reservation_expires_at.map(|t| t - now),
+    })
+}
+
+/// `12s`, `in 30s`, `5s ago`: for the table.
+fn relative(v: &Json, future: bool) -> String {
+    match v.as_i64() {
+        None => "-".to_owned(),
+        Some(s) if !future => format!("{s}s"),
+        Some(s) if s >= 0 => format!("in {s}s"),
+        Some(s) => format!("{}s ago", s.unsigned_abs()),
+    }
+}
+
+pub async fn run(args: &MonitorArgs) -> anyhow::Result<ExitCode> {
+    let list = args
+        .queues
+        .clone()
+        .or_else(|| env("REDIS_QUEUE"))
+        .unwrap_or_else(|| "default".to_owned());
+    let queues = parse_queues(&list)?;
+    let (_cfg, redis) = connect::redis_queue().await?;
+    let now = chrono::Utc::now().timestamp();
+    let mut lines = Vec::with_capacity(queues.len());
+    for (connection, queue) in &queues {
+        let stats = redis
+            .stats(queue)
+            .await
+            .with_context(|| format!("cannot read the sizes of {}", redis.key(queue)))?;
+        let line = report(connection, queue, &stats, args.max, now);
+        lines.push((line, stats.ready > 0));
+    }
+    let alert = lines.iter().any(|(l, _)| l["status"] == "ALERT");
+    if args.json {
+        let docs: Vec<&Json> = lines.iter().map(|(l, _)| l).collect();
+        println!("{}", serde_json::to_string_pretty(&docs)?);
+    } else {
+        let rows: Vec<Vec<String>> = lines
+            .iter()
+            .map(|(l, has_ready)| {
+                let text = |k: &str| l[k].to_string().trim_matches('"').to_owned();
+                let oldest = match &l["oldest_ready_age_secs"] {
+                    Json::Null if *has_ready => "?".to_owned(),
+                    v => relative(v, false),
+                };
+                vec![
+                    text("connection"),
+                    text("queue"),
+                    text("ready"),
+                    text("delayed"),
+                    text("reserved"),
+                    text("size"),
+                    oldest,
+                    relative(&l["next_delayed_due_in_secs"], true),
+                    relative(&l["oldest_reservation_expires_in_secs"], true),
+                    text("status"),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "Connection",
+                    "Queue",
+                    "Ready",
+                    "Delayed",
+                    "Reserved",
+                    "Size",
+                    "Oldest ready",
+                    "Next delayed",
+                    "Reservation",
+                    "Status",
+                ],
+                &rows,
+            )
+        );
+    }
+    Ok(if alert {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queues_parse_like_queue_monitor() {
+        assert_eq!(
+            parse_queues("whatsapp, redis:default").unwrap(),
+            vec![
+                ("redis".to_owned(), "whatsapp".to_owned()),
+                ("redis".to_owned(), "default".to_owned())
+            ]
+        );
+        let e = parse_queues("database:default").unwrap_err().to_string();
+        assert!(e.contains("\"database\""), "{e}");
+        assert!(parse_queues(" , ").is_err());
+    }
+
+    #[test]
+    fn report_applies_laravels_threshold_and_ages() {
+        let stats = QueueStats {
+            ready: 2,
+            delayed: 1,
+            reserved: 1,
+            head: Some(br#"{"createdAt":900,"attempts":0}"#.to_vec()),
+            next_delayed_at: Some(1030),
+            first_reservation_expires_at: Some(990),
+        };
+        let r = report("redis", "q", &stats, 4, 1000);
+        assert_eq!(r["size"], 4);
+        assert_eq!(r["status"], "ALERT");
+        assert_eq!(r["oldest_ready_age_secs"], 100);
+        assert_eq!(r["next_delayed_due_in_secs"], 30);
+        assert_eq!(r["oldest_reservation_expires_in_secs"], -10);
+        assert_eq!(report("redis", "q", &stats, 5, 1000)["status"], "OK");
+        assert_eq!(relative(&json!(-10), true), "10s ago");
+        assert_eq!(relative(&json!(30), true), "in 30s");
+    }
 }
