@@ -1,6 +1,8 @@
 //! Laravel's wire formats and stores.
 
+pub mod cache_store;
 pub mod database;
+pub mod dispatch;
 pub mod encrypter;
 pub mod exception;
 pub mod failed_jobs;
