@@ -11,10 +11,13 @@
 //! - [`config`]: CLI + environment + TOML → one validated configuration.
 
 pub mod actions;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod deferred;
+pub mod http;
 pub mod laravel;
+pub mod metrics;
 pub mod ops;
 pub mod php;
 pub mod worker;

@@ -1,8 +1,14 @@
 //! One integration-test binary; each topic is a module.
 
+mod config;
 mod decode_cli;
 mod failed_jobs;
 mod fixtures_replay;
+mod http;
+mod ops_dispatch;
+mod ops_failed;
+mod ops_monitor;
+mod ops_restart;
 mod php_roundtrip;
 mod redis_queue;
 mod support;
