@@ -120,6 +120,10 @@ pub struct WorkArgs {
     /// SQLite file for failed_jobs when no DB_CONNECTION/DATABASE_URL is set.
     #[arg(long, value_name = "PATH")]
     pub failed_db: Option<PathBuf>,
+    /// Serve /metrics (Prometheus), /health, /ready and /stats on this address, e.g. 127.0.0.1:9090.
+    /// Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

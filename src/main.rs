@@ -34,6 +34,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: &Command, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    // Every command but `config` (which reports the problems itself) refuses bad settings at start.
+    if !matches!(command, Command::Config(_)) {
+        config::ensure_valid()?;
+    }
     match command {
         Command::Work(args) => ops::work::run(args, file).await,
         Command::Config(args) => ops::config_cmd::run(args).await,

@@ -719,3 +719,86 @@ async fn ready_is_503_while_redis_is_unreachable_and_200_again_after() {
     s.shutdown.cancel();
     proxy.close().await;
 }
+
+/// The real binary with `--http`: PHP dispatches jobs, the worker runs them, and the counters a
+/// scraper reads move by exactly what ran (done and failed by action), with the depth back to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_with_http_serves_metrics_that_count_the_jobs_it_ran() {
+    let w = World::new(DbKind::Sqlite);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = "[actions.analytics_tracking]\nkind = \"log\"\n\n\
+                  [actions.email_notification]\nkind = \"fail\"\nmessage = \"SMTP refused\"\n";
+    let ours = w.worker(&["--queue=default", &format!("--http={addr}")], config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "--http never listened; log:\n{}",
+            ours.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get(addr, "/health").await.status, StatusCode::OK);
+    let (m, _) = scrape(addr).await;
+    assert!(
+        find(&m, "defer_worker_jobs_total", &[]).is_none(),
+        "no job yet"
+    );
+
+    w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 5);
+    w.dispatch("email_notification", r#"{"order_id":2}"#, "default", 2);
+    let counted = |m: &[Sample], action, outcome| {
+        find(
+            m,
+            "defer_worker_jobs_total",
+            &[
+                ("queue", "default"),
+                ("action", action),
+                ("outcome", outcome),
+            ],
+        )
+        .map_or(0.0, |s| s.value)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let (m, _) = scrape(addr).await;
+        if counted(&m, "analytics_tracking", "done") == 5.0
+            && counted(&m, "email_notification", "failed") == 2.0
+        {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counters never reached 5 done + 2 failed; log:\n{}",
+            ours.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(counted(&m, "analytics_tracking", "failed"), 0.0);
+    assert_eq!(counted(&m, "email_notification", "done"), 0.0);
+    assert_eq!(value(&m, "defer_worker_jobs_in_flight", &[]), 0.0);
+    assert_eq!(value(&m, "defer_worker_failed_jobs", &[]), 2.0);
+    assert_eq!(
+        value(
+            &m,
+            "defer_worker_job_duration_seconds_count",
+            &[("queue", "default"), ("action", "analytics_tracking")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "defer_worker_queue_jobs",
+            &[("queue", "default"), ("state", "ready")]
+        ),
+        0.0
+    );
+    let ready = get(addr, "/ready").await;
+    assert_eq!(ready.status, StatusCode::OK);
+}

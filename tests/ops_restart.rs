@@ -349,3 +349,68 @@ fn array_store_is_refused_with_what_to_do() {
         "{err}"
     );
 }
+
+/// Our worker, busy with two long jobs and four waiting, gets a restart signal (from PHP's
+/// `queue:restart` or from `defer-worker restart`): it sees it within a second, finishes the two
+/// running jobs, starts none of the waiting ones, and exits 0, as PHP's worker does.
+fn restart_stops_a_busy_defer_worker(driver: &str, by_php: bool) {
+    let (w, _db1) = world(driver, DbKind::Sqlite);
+    // Through the harness with the database store defined (the plain harness has redis and file only).
+    php_cache(
+        &w,
+        &[
+            "harness:dispatch",
+            "analytics_tracking",
+            r#"--data={"order_id":1}"#,
+            "--queue=rq",
+            "--count=6",
+        ],
+    );
+    let config = "[actions.\"*\"]\nkind = \"log\"\nsleep_ms = 1500\n";
+    let mut ours = w.worker(&["--queue=rq", "--concurrency=2", "--sleep=0.1"], config);
+    ours.wait_for(Duration::from_secs(10), "two jobs running", |_| {
+        w.zrange(&w.key("rq:reserved")).len() == 2
+    });
+    let signalled = crate::support::now_f64();
+    if by_php {
+        php_cache(&w, &["queue:restart"]);
+    } else {
+        restart(&w, &[]);
+    }
+    let status = ours.wait(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status}");
+    let logs = ours.logs();
+    let seen = logs
+        .iter()
+        .find(|l| l["message"] == "restart signal received: finishing running jobs, then exiting")
+        .unwrap_or_else(|| panic!("no restart line; log:\n{}", ours.log_text()));
+    let latency = crate::support::log_time(seen) - signalled;
+    eprintln!("{driver} store: restart seen {latency:.3} s after the signal");
+    assert!(
+        latency < 1.0,
+        "{driver}: the restart signal was seen after {latency:.3} s"
+    );
+    assert_eq!(ours.outcomes("done").len(), 2, "the running jobs finished");
+    assert_eq!(w.lrange(&w.key("rq")).len(), 4, "no new job was started");
+    assert!(w.zrange(&w.key("rq:reserved")).is_empty());
+    let stopped = logs
+        .iter()
+        .find(|l| l["message"] == "worker stopped")
+        .expect("stop line");
+    assert_eq!(stopped["reason"], "Restart");
+}
+
+#[test]
+fn restart_stops_defer_worker_redis_store() {
+    restart_stops_a_busy_defer_worker("redis", false);
+}
+
+#[test]
+fn php_queue_restart_stops_defer_worker_file_store() {
+    restart_stops_a_busy_defer_worker("file", true);
+}
+
+#[test]
+fn restart_stops_defer_worker_database_store() {
+    restart_stops_a_busy_defer_worker("database", false);
+}

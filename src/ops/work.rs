@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::connect;
 use crate::cli::WorkArgs;
 use crate::config::{env, FileConfig};
+use crate::http::{self, HttpState};
+use crate::laravel::cache_store::CacheStore;
+use crate::metrics::Metrics;
 use crate::php;
 use crate::worker::job::Decider;
 use crate::worker::settle::Settler;
@@ -107,8 +110,32 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
         .or_else(|| file.worker.failed_db.clone());
     let (db_cfg, failed) = connect::failed_jobs(failed_db.as_deref()).await?;
     let encrypter = connect::encrypter()?;
+    let restart = restart_store().await?;
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone());
+    let metrics = Arc::new(Metrics::new());
+    let http_stop = CancellationToken::new();
+    let server = match args.http {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--http {addr}: cannot listen"))?;
+            let state = HttpState {
+                metrics: Arc::clone(&metrics),
+                queue: queue.clone(),
+                queues: options.queues.clone(),
+                default_queue: env("REDIS_QUEUE").unwrap_or_else(|| "default".to_owned()),
+                failed: failed.clone(),
+                stopping: shutdown.clone(),
+            };
+            Some(tokio::spawn(http::serve(
+                listener,
+                state,
+                http_stop.clone(),
+            )))
+        }
+        None => None,
+    };
     let worker = Worker {
         queue: queue.clone(),
         decider: Arc::new(Decider {
@@ -124,10 +151,31 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
             shutdown: shutdown.clone(),
         },
         shutdown,
+        metrics,
+        restart,
     };
     tracing::info!(redis = %redis_cfg, failed_jobs = %db_cfg, "connected");
     worker.run().await;
+    http_stop.cancel();
+    if let Some(server) = server {
+        let _ = server.await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The app's cache store, where `queue:restart` leaves its signal. Unusable settings stop the start;
+/// a store that cannot carry the signal (`array`) is only a warning, as PHP's workers do not see it either.
+async fn restart_store() -> anyhow::Result<Option<CacheStore>> {
+    let store = CacheStore::from_env()
+        .await
+        .context("the app's cache store (for the queue:restart signal)")?;
+    match &store {
+        Some(s) => tracing::debug!(store = %s.describe(), "restart signal store"),
+        None => tracing::warn!(
+            "CACHE_DRIVER=array: `queue:restart` cannot reach this worker; use SIGTERM to stop it"
+        ),
+    }
+    Ok(store)
 }
 
 /// SIGTERM or SIGINT: stop taking jobs and drain. A second signal exits at once (jobs stay reserved).

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::laravel::cache_store::CacheStore;
 use crate::laravel::redis_queue::{Popped, RedisQueue};
+use crate::metrics::Metrics;
 
 use super::job::{now_unix, Decider, JobInfo, Outcome};
 use super::settle::{Settled, Settler};
@@ -26,6 +28,9 @@ const MIGRATE_EVERY: Duration = Duration::from_millis(500);
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Laravel's migration batch is unlimited by default; we move at most this many per queue per pass.
 const MIGRATE_LIMIT: i64 = 1000;
+/// How often the restart signal is read (PHP reads it once per job; this bounds the cost at high rates
+/// and still stops the worker within a second of `queue:restart`).
+const RESTART_CHECK: Duration = Duration::from_millis(400);
 
 /// Counters of one run, printed at exit.
 #[derive(Debug, Default)]
@@ -67,6 +72,8 @@ impl Summary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     Signal,
+    /// `queue:restart` (or `defer-worker restart`) changed the signal in the cache store.
+    Restart,
     Empty,
     MaxJobs,
     MaxTime,
@@ -78,6 +85,10 @@ pub struct Worker {
     pub decider: Arc<Decider>,
     pub settler: Settler,
     pub shutdown: CancellationToken,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Where `queue:restart` leaves its signal; `None`: the app's store cannot carry one.
+    pub restart: Option<CacheStore>,
 }
 
 impl Worker {
@@ -96,8 +107,15 @@ impl Worker {
             tracing::warn!("{w}");
         }
         tracing::info!(queues = %opts.queues.join(","), concurrency = opts.concurrency, "worker started");
+        let restart = CancellationToken::new();
+        if let Some(store) = self.restart.clone() {
+            tokio::spawn(watch_restart(store, restart.clone(), self.shutdown.clone()));
+        }
 
         let reason = loop {
+            if restart.is_cancelled() {
+                break StopReason::Restart;
+            }
             if self.shutdown.is_cancelled() {
                 break StopReason::Signal;
             }
@@ -110,6 +128,7 @@ impl Worker {
             let permit = tokio::select! {
                 p = Arc::clone(&slots).acquire_owned() => p.expect("semaphore never closed"),
                 _ = self.shutdown.cancelled() => break StopReason::Signal,
+                _ = restart.cancelled() => break StopReason::Restart,
             };
             let popped = match self.next_job(&mut last_migrate, false).await {
                 // Nothing ready: migrate now (not on the timer) and look once more before idling.
@@ -140,7 +159,7 @@ impl Worker {
                     if opts.stop_when_empty && in_flight == 0 {
                         break StopReason::Empty;
                     }
-                    self.idle(&opts.queues, in_flight > 0, &finished, started)
+                    self.idle(&opts.queues, in_flight > 0, &finished, started, &restart)
                         .await;
                 }
             }
@@ -197,7 +216,14 @@ impl Worker {
     }
 
     /// Waits for a notify token, a finished job, the next due delayed job, or `--sleep`, whichever first.
-    async fn idle(&self, queues: &[String], busy: bool, finished: &Notify, started: Instant) {
+    async fn idle(
+        &self,
+        queues: &[String],
+        busy: bool,
+        finished: &Notify,
+        started: Instant,
+        restart: &CancellationToken,
+    ) {
         let opts = &self.decider.options;
         // Delayed jobs arrive without a notify token (a plain ZADD), so look again at least every second.
         let mut wait = opts.sleep.clamp(Duration::from_millis(50), IDLE_CHECK);
@@ -232,6 +258,7 @@ impl Worker {
             }
             _ = finished_wait => {}
             _ = self.shutdown.cancelled() => {}
+            _ = restart.cancelled() => {}
         }
     }
 
@@ -247,17 +274,22 @@ impl Worker {
         let settler = self.settler.clone();
         let summary = Arc::clone(summary);
         let finished = Arc::clone(finished);
+        let metrics = Arc::clone(&self.metrics);
         let span = tracing::info_span!("job", uuid = tracing::field::Empty, name = tracing::field::Empty,
             action = tracing::field::Empty, attempt = tracing::field::Empty, queue = %popped.queue);
         tracker.spawn(
             async move {
                 let started = Instant::now();
+                let in_flight = metrics.track_in_flight();
                 let mut info = JobInfo::default();
                 let outcome = decider.decide(&popped, &mut info).await;
                 let retry_after = decider.options.retry_after_for(&popped.queue);
                 let settled = settler.settle(&popped, &outcome, retry_after, &info).await;
+                drop(in_flight);
                 summary.count(settled);
-                log_outcome(&outcome, settled, &info, started.elapsed());
+                let took = started.elapsed();
+                metrics.job_finished(&popped.queue, &info.action, settled.into(), took);
+                log_outcome(&outcome, settled, &info, took);
                 let rest = decider.options.rest;
                 if !rest.is_zero() {
                     tokio::time::sleep(rest).await;
@@ -267,6 +299,39 @@ impl Worker {
             }
             .instrument(span),
         );
+    }
+}
+
+/// Reads the restart signal at start and every [`RESTART_CHECK`]; cancels `restart` when it changes,
+/// as `queue:work` compares `illuminate:queue:restart` with the value it read at start. A store that
+/// cannot be read is logged (once per outage) and the worker keeps running.
+async fn watch_restart(store: CacheStore, restart: CancellationToken, shutdown: CancellationToken) {
+    let mut baseline = None;
+    let mut failing = false;
+    loop {
+        match store.restart_signal().await {
+            Ok(value) => {
+                failing = false;
+                match baseline {
+                    None => baseline = Some(value),
+                    Some(before) if before != value => {
+                        tracing::info!(store = %store.describe(), "restart signal received: finishing running jobs, then exiting");
+                        restart.cancel();
+                        return;
+                    }
+                    Some(_) => {}
+                }
+            }
+            Err(err) if !failing => {
+                failing = true;
+                tracing::warn!(error = %err, "cannot read the restart signal; will keep trying");
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RESTART_CHECK) => {}
+            _ = shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -36,6 +36,19 @@ pub enum Settled {
     LeftReserved,
 }
 
+impl From<Settled> for crate::metrics::JobOutcome {
+    fn from(s: Settled) -> Self {
+        use crate::metrics::JobOutcome;
+        match s {
+            Settled::Done => JobOutcome::Done,
+            Settled::Released => JobOutcome::Released,
+            Settled::Failed => JobOutcome::Failed,
+            Settled::HandedOff => JobOutcome::HandedOff,
+            Settled::LeftReserved => JobOutcome::LeftReserved,
+        }
+    }
+}
+
 const REDIS_ATTEMPTS: u32 = 8;
 
 impl Settler {
