@@ -262,7 +262,10 @@ impl World {
     /// Jobs on a queue: ready, delayed and reserved (what `size` counts).
     pub fn queue_len(&self, queue: &str) -> usize {
         let mut c = self.redis();
-        let ready: usize = redis::cmd("LLEN").arg(self.key(queue)).query(&mut c).expect("LLEN");
+        let ready: usize = redis::cmd("LLEN")
+            .arg(self.key(queue))
+            .query(&mut c)
+            .expect("LLEN");
         let sets: usize = ["delayed", "reserved"]
             .iter()
             .map(|s| -> usize {

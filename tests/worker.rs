@@ -317,7 +317,10 @@ fn kill_9_of_defer_worker_in_a_mixed_fleet_loses_nothing() {
     // Nothing is reserved any more, so PHP holds no job: stopping it cannot lose one.
     let _ = php.kill();
     let _ = php.wait();
-    assert_eq!(left, 0, "PHP drained the queue, the killed worker's reservations included");
+    assert_eq!(
+        left, 0,
+        "PHP drained the queue, the killed worker's reservations included"
+    );
     // The ledger is each side's own record of running the job: PHP's done list, and the `log` kind's
     // line for defer-worker (a kill between the action and the outcome line still counts as run).
     let by_php: Vec<String> = w
