@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::laravel::failed_jobs::FailedJobs;
-use crate::laravel::redis_queue::RedisQueue;
+use crate::laravel::queue::Queue;
 use crate::metrics::{Metrics, QueueDepth};
 
 /// Longest wait for one Redis or database answer while serving a request.
@@ -61,8 +61,8 @@ const JSON: &str = "application/json";
 pub struct HttpState {
     /// The worker's counters; the scrape also updates `redis_up`, `db_up` and `failed_jobs`.
     pub metrics: Arc<Metrics>,
-    /// The queue connection, for depths and PING.
-    pub queue: RedisQueue,
+    /// The queue connection (Redis or the database), for depths and PING.
+    pub queue: Queue,
     /// The queues the worker serves, in priority order: depths in `/metrics`, `pending_per_queue`.
     pub queues: Vec<String>,
     /// The app's default queue (`REDIS_QUEUE`, else `default`): `pending_jobs` in `/stats`.

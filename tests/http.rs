@@ -123,7 +123,7 @@ async fn start(w: &World, redis_url: &str) -> Server {
     let addr = listener.local_addr().expect("addr");
     let state = HttpState {
         metrics: Arc::clone(&metrics),
-        queue: queue.clone(),
+        queue: defer_worker::laravel::queue::Queue::Redis(queue.clone()),
         queues: QUEUES.iter().map(|q| q.to_string()).collect(),
         default_queue: "default".into(),
         failed: failed.clone(),

@@ -290,6 +290,27 @@ impl World {
         }
     }
 
+    /// Polls `pred` every 100 ms until it holds (true) or `timeout` passes (false).
+    pub fn wait_until(&self, timeout: Duration, pred: impl Fn() -> bool) -> bool {
+        let start = Instant::now();
+        loop {
+            if pred() {
+                return true;
+            }
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn redis_del(&self, key: &str) -> i64 {
+        redis::cmd("DEL")
+            .arg(key)
+            .query(&mut self.redis())
+            .expect("DEL")
+    }
+
     /// [`World::failed_rows`] from synchronous test code.
     pub fn failed(&self) -> Vec<FailedJob> {
         tokio::runtime::Runtime::new()

@@ -1,6 +1,7 @@
 //! One integration-test binary; each topic is a module.
 
 mod config;
+mod database_queue;
 mod decode_cli;
 mod failed_jobs;
 mod fixtures_replay;

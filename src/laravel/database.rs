@@ -416,6 +416,18 @@ fn decode(s: &str) -> Result<String, &'static str> {
     String::from_utf8(out).map_err(|_| "%-escapes are not UTF-8")
 }
 
+/// Runs the same code on whichever pool a [`Db`] holds (the code is type-checked once per driver).
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::laravel::database::Db::MySql($pool) => $body,
+            $crate::laravel::database::Db::Postgres($pool) => $body,
+            $crate::laravel::database::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
 /// A connection pool on the app's database (or the embedded file). Cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Db {

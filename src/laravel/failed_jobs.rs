@@ -15,18 +15,7 @@ use chrono::{TimeDelta, Utc};
 use chrono_tz::Tz;
 use sqlx::Row;
 
-use super::database::{Db, DbKind};
-
-/// Runs the same code on whichever pool `db` holds (the code is type-checked once per driver).
-macro_rules! on_pool {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            Db::MySql($pool) => $body,
-            Db::Postgres($pool) => $body,
-            Db::Sqlite($pool) => $body,
-        }
-    };
-}
+use super::database::{on_pool, Db, DbKind};
 
 /// How many `-dupN` uuids [`FailedJobs::log`] tries before giving up.
 const MAX_DUPLICATES: u32 = 100;

@@ -1,11 +1,14 @@
 //! Laravel's wire formats and stores.
 
 pub mod cache_store;
+pub mod connection;
 pub mod database;
+pub mod database_queue;
 pub mod dispatch;
 pub mod encrypter;
 pub mod exception;
 pub mod failed_jobs;
 pub mod payload;
+pub mod queue;
 pub mod redis_config;
 pub mod redis_queue;

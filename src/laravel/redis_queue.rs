@@ -43,12 +43,16 @@ pub struct Popped {
     /// The payload exactly as it was in the ready list (Laravel's `getRawBody`). Read job settings
     /// from this, and write this to `failed_jobs.payload`.
     pub original: Vec<u8>,
-    /// The member now in `:reserved`; pass these exact bytes to delete/release/handoff.
-    /// For an invalid payload this equals `original`.
+    /// The driver's handle on the reservation: on Redis the member now in `:reserved` (pass these
+    /// exact bytes to delete/release/handoff; for an invalid payload it equals `original`); on the
+    /// database driver the `jobs.id`, in decimal.
     pub reserved: Vec<u8>,
     /// `Some(reason)` when the payload could not be reserved as a job (not JSON, no numeric
     /// `attempts`). It is still in `:reserved`, so nothing is lost: record it, then delete it.
     pub invalid: Option<String>,
+    /// Attempts including this one, when the driver keeps them outside the payload (the database
+    /// driver's `jobs.attempts`); `None` on Redis, where the payload's `attempts` + 1 is the count.
+    pub attempts: Option<i64>,
 }
 
 impl fmt::Debug for Popped {
@@ -302,6 +306,7 @@ impl RedisQueue {
                 original,
                 reserved,
                 invalid: reason.map(|r| String::from_utf8_lossy(&r).into_owned()),
+                attempts: None,
             });
         }
         Ok(jobs)
@@ -740,6 +745,7 @@ mod tests {
             original: b"{\"phone\":\"+22500000000\"}".to_vec(),
             reserved: b"x".to_vec(),
             invalid: None,
+            attempts: None,
         };
         assert!(!format!("{p:?}").contains("2250"));
     }

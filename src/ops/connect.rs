@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::env;
+use crate::laravel::connection::{self, Connection, Driver};
 use crate::laravel::database::{Db, DbConfig};
+use crate::laravel::database_queue::DatabaseQueue;
 use crate::laravel::encrypter::Encrypter;
 use crate::laravel::failed_jobs::FailedJobs;
+use crate::laravel::queue::Queue;
 use crate::laravel::redis_config::RedisConfig;
 use crate::laravel::redis_queue::RedisQueue;
 
@@ -26,6 +29,42 @@ pub async fn redis_queue() -> anyhow::Result<(RedisConfig, RedisQueue)> {
         .await
         .with_context(|| format!("cannot connect to Redis at {cfg}"))?;
     Ok((cfg, queue))
+}
+
+/// The queue connection `name` (default: QUEUE_CONNECTION, else `redis`), as `config/queue.php`
+/// declares it.
+pub fn connection(name: Option<&str>) -> anyhow::Result<Connection> {
+    let name = name
+        .map(str::to_owned)
+        .unwrap_or_else(|| connection::default_name(&lookup));
+    Ok(connection::resolve(&name, &lookup)?)
+}
+
+/// Opens `conn`'s store; returns a description for logs (passwords masked) and the queue.
+pub async fn queue(conn: &Connection) -> anyhow::Result<(String, Queue)> {
+    match &conn.driver {
+        Driver::Redis => {
+            let (cfg, queue) = redis_queue().await?;
+            Ok((cfg.to_string(), Queue::Redis(queue)))
+        }
+        Driver::Database { table } => {
+            // The app's database, as Laravel's database queue uses it (no embedded fallback).
+            let cfg = DbConfig::from_env(&lookup, Path::new(DEFAULT_FAILED_DB))
+                .context("invalid database settings for the database queue")?;
+            anyhow::ensure!(
+                !cfg.is_embedded(),
+                "--connection={}: the database driver needs the app's database: set DB_CONNECTION and DB_* (or DATABASE_URL)",
+                conn.name
+            );
+            let db = Db::connect(&cfg)
+                .await
+                .with_context(|| format!("cannot connect to the queue database {cfg}"))?;
+            let queue = DatabaseQueue::new(db, table, conn.retry_after)
+                .await
+                .with_context(|| format!("cannot use the jobs table {table} in {cfg}"))?;
+            Ok((format!("{cfg} table {table}"), Queue::Database(queue)))
+        }
+    }
 }
 
 /// APP_TIMEZONE, for failed_at (UTC when unset).

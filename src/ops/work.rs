@@ -10,23 +10,28 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect;
 use crate::cli::WorkArgs;
-use crate::config::{env, FileConfig};
+use crate::config::FileConfig;
 use crate::http::{self, HttpState};
 use crate::laravel::cache_store::CacheStore;
+use crate::laravel::connection::{Connection, Driver};
 use crate::metrics::Metrics;
 use crate::php;
 use crate::worker::job::Decider;
 use crate::worker::settle::Settler;
 use crate::worker::{Worker, WorkerOptions};
 
-/// Flags > environment > file > Laravel's defaults.
-pub fn resolve_options(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<WorkerOptions> {
+/// Flags > environment (the connection's settings) > file > the connection's and Laravel's defaults.
+pub fn resolve_options(
+    args: &WorkArgs,
+    file: &FileConfig,
+    conn: &Connection,
+) -> anyhow::Result<WorkerOptions> {
     let w = &file.worker;
     let d = WorkerOptions::default();
     let queue = args
         .queue
         .clone()
-        .or_else(|| env("REDIS_QUEUE"))
+        .or_else(|| conn.queue_from_env.then(|| conn.queue.clone()))
         .or_else(|| w.queue.clone());
     let queues: Vec<String> = match queue {
         Some(q) => q
@@ -35,7 +40,8 @@ pub fn resolve_options(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<Wor
             .filter(|q| !q.is_empty())
             .map(String::from)
             .collect(),
-        None => d.queues.clone(),
+        None if conn.driver == Driver::Redis => d.queues.clone(),
+        None => vec![conn.queue.clone()],
     };
     anyhow::ensure!(
         !queues.is_empty(),
@@ -43,9 +49,9 @@ pub fn resolve_options(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<Wor
     );
     let retry_after = args
         .retry_after
-        .or_else(|| env("REDIS_QUEUE_RETRY_AFTER").and_then(|v| v.parse().ok()))
+        .or_else(|| conn.retry_after_from_env.then_some(conn.retry_after))
         .or(w.retry_after)
-        .unwrap_or(d.retry_after);
+        .unwrap_or(conn.retry_after);
     anyhow::ensure!(retry_after > 0, "--retry-after must be at least 1 second");
     let secs = |v: Option<f64>, name: &str| -> anyhow::Result<Option<Duration>> {
         v.map(|s| {
@@ -67,11 +73,7 @@ pub fn resolve_options(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<Wor
     anyhow::ensure!(concurrency > 0, "--concurrency must be at least 1");
     Ok(WorkerOptions {
         queues,
-        connection: args
-            .connection
-            .clone()
-            .or_else(|| w.connection.clone())
-            .unwrap_or(d.connection),
+        connection: conn.name.clone(),
         tries: args.tries.or(w.tries).unwrap_or(d.tries),
         backoff,
         timeout: args.timeout.or(w.timeout).unwrap_or(d.timeout),
@@ -102,8 +104,14 @@ pub fn resolve_options(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<Wor
 }
 
 pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
-    let options = resolve_options(args, file)?;
-    let (redis_cfg, queue) = connect::redis_queue().await?;
+    let conn = connect::connection(
+        args.connection
+            .as_deref()
+            .or(file.worker.connection.as_deref()),
+    )?;
+    let options = resolve_options(args, file, &conn)?;
+    let (queue_desc, queue) = connect::queue(&conn).await?;
+    let driver = queue.driver();
     let failed_db = args
         .failed_db
         .clone()
@@ -124,7 +132,7 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
                 metrics: Arc::clone(&metrics),
                 queue: queue.clone(),
                 queues: options.queues.clone(),
-                default_queue: env("REDIS_QUEUE").unwrap_or_else(|| "default".to_owned()),
+                default_queue: conn.queue.clone(),
                 failed: failed.clone(),
                 stopping: shutdown.clone(),
             };
@@ -154,7 +162,7 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
         metrics,
         restart,
     };
-    tracing::info!(redis = %redis_cfg, failed_jobs = %db_cfg, "connected");
+    tracing::info!(connection = %conn.name, driver = driver, queue_store = %queue_desc, failed_jobs = %db_cfg, "connected");
     worker.run().await;
     http_stop.cancel();
     if let Some(server) = server {

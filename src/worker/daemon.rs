@@ -16,7 +16,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::laravel::cache_store::CacheStore;
-use crate::laravel::redis_queue::{Popped, RedisQueue};
+use crate::laravel::queue::Queue;
+use crate::laravel::redis_queue::Popped;
 use crate::metrics::Metrics;
 
 use super::job::{now_unix, Decider, JobInfo, Outcome};
@@ -31,6 +32,8 @@ const MIGRATE_LIMIT: i64 = 1000;
 /// How often the restart signal is read (PHP reads it once per job; this bounds the cost at high rates
 /// and still stops the worker within a second of `queue:restart`).
 const RESTART_CHECK: Duration = Duration::from_millis(400);
+/// Most jobs reserved in one round trip when several slots are free.
+const POP_BATCH: usize = 32;
 
 /// Counters of one run, printed at exit.
 #[derive(Debug, Default)]
@@ -81,7 +84,7 @@ pub enum StopReason {
 
 /// The worker: a decider, a settler, and the queue to take jobs from.
 pub struct Worker {
-    pub queue: RedisQueue,
+    pub queue: Queue,
     pub decider: Arc<Decider>,
     pub settler: Settler,
     pub shutdown: CancellationToken,
@@ -130,15 +133,32 @@ impl Worker {
                 _ = self.shutdown.cancelled() => break StopReason::Signal,
                 _ = restart.cancelled() => break StopReason::Restart,
             };
-            let popped = match self.next_job(&mut last_migrate, false).await {
+            // Every free slot is filled in one round trip (one EVAL, one transaction), never more:
+            // a popped job always has a slot and starts at once, so none waits outside `:reserved`.
+            let mut permits = vec![permit];
+            let mut want = POP_BATCH.min(opts.concurrency.max(1));
+            if opts.max_jobs > 0 {
+                let left = opts.max_jobs - summary.popped.load(Ordering::Relaxed);
+                want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
+            while permits.len() < want {
+                match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            let popped = match self
+                .next_jobs(&mut last_migrate, false, permits.len())
+                .await
+            {
                 // Nothing ready: migrate now (not on the timer) and look once more before idling.
-                Ok(None) => self
-                    .next_job(&mut last_migrate, true)
+                Ok(jobs) if jobs.is_empty() => self
+                    .next_jobs(&mut last_migrate, true, permits.len())
                     .await
                     .unwrap_or_default(),
-                Ok(p) => p,
+                Ok(jobs) => jobs,
                 Err(()) => {
-                    drop(permit);
+                    drop(permits);
                     tokio::select! {
                         _ = tokio::time::sleep(redis_backoff) => {}
                         _ = self.shutdown.cancelled() => break StopReason::Signal,
@@ -148,20 +168,19 @@ impl Worker {
                 }
             };
             redis_backoff = Duration::from_millis(100);
-            match popped {
-                Some(popped) => {
-                    summary.popped.fetch_add(1, Ordering::Relaxed);
-                    self.spawn_job(&tracker, popped, permit, &summary, &finished);
+            if popped.is_empty() {
+                drop(permits);
+                let in_flight = opts.concurrency.max(1) - slots.available_permits();
+                if opts.stop_when_empty && in_flight == 0 {
+                    break StopReason::Empty;
                 }
-                None => {
-                    drop(permit);
-                    let in_flight = opts.concurrency.max(1) - slots.available_permits();
-                    if opts.stop_when_empty && in_flight == 0 {
-                        break StopReason::Empty;
-                    }
-                    self.idle(&opts.queues, in_flight > 0, &finished, started, &restart)
-                        .await;
-                }
+                self.idle(&opts.queues, in_flight > 0, &finished, started, &restart)
+                    .await;
+                continue;
+            }
+            for (job, permit) in popped.into_iter().zip(permits) {
+                summary.popped.fetch_add(1, Ordering::Relaxed);
+                self.spawn_job(&tracker, job, permit, &summary, &finished);
             }
         };
 
@@ -187,32 +206,41 @@ impl Worker {
         (reason, summary)
     }
 
-    /// Pops the next job in priority order, migrating due jobs first when it is time (or `force`).
-    async fn next_job(
+    /// Pops up to `max` jobs in priority order (the rest of a batch from the next queues), migrating
+    /// due jobs first when it is time (or `force`).
+    async fn next_jobs(
         &self,
         last: &mut HashMap<String, Instant>,
         force: bool,
-    ) -> Result<Option<Popped>, ()> {
+        max: usize,
+    ) -> Result<Vec<Popped>, ()> {
         let opts = &self.decider.options;
+        let mut jobs = Vec::new();
         for q in &opts.queues {
             let due = force || last.get(q).is_none_or(|t| t.elapsed() >= MIGRATE_EVERY);
             if due {
                 if let Err(err) = self.queue.migrate(q, MIGRATE_LIMIT).await {
-                    tracing::error!(error = %err, queue = %q, "redis unreachable while migrating; retrying");
-                    return Err(());
+                    tracing::error!(error = %err, queue = %q, "queue unreachable while migrating; retrying");
+                    return if jobs.is_empty() { Err(()) } else { Ok(jobs) };
                 }
                 last.insert(q.clone(), Instant::now());
             }
-            match self.queue.pop(q, opts.retry_after_for(q), 1).await {
-                Ok(mut jobs) if !jobs.is_empty() => return Ok(Some(jobs.swap_remove(0))),
-                Ok(_) => {}
+            match self
+                .queue
+                .pop(q, opts.retry_after_for(q), max - jobs.len())
+                .await
+            {
+                Ok(mut got) => jobs.append(&mut got),
                 Err(err) => {
-                    tracing::error!(error = %err, queue = %q, "redis unreachable while popping; retrying");
-                    return Err(());
+                    tracing::error!(error = %err, queue = %q, "queue unreachable while popping; retrying");
+                    return if jobs.is_empty() { Err(()) } else { Ok(jobs) };
                 }
             }
+            if jobs.len() >= max {
+                break;
+            }
         }
-        Ok(None)
+        Ok(jobs)
     }
 
     /// Waits for a notify token, a finished job, the next due delayed job, or `--sleep`, whichever first.
@@ -229,7 +257,7 @@ impl Worker {
         let mut wait = opts.sleep.clamp(Duration::from_millis(50), IDLE_CHECK);
         let now = now_unix();
         for q in queues {
-            if let Ok(Some(due)) = self.queue.next_due(q).await {
+            if let Ok(Some(due)) = self.queue.next_due(q, opts.retry_after_for(q)).await {
                 let secs = (due - now).max(0) as u64;
                 wait = wait
                     .min(Duration::from_millis(secs * 1000 + 20).max(Duration::from_millis(50)));
@@ -252,7 +280,7 @@ impl Worker {
         tokio::select! {
             r = self.queue.block_for_notify(queues, wait) => {
                 if let Err(err) = r {
-                    tracing::error!(error = %err, "redis unreachable while waiting for jobs");
+                    tracing::error!(error = %err, "queue unreachable while waiting for jobs");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }

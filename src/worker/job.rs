@@ -69,9 +69,14 @@ impl Decider {
         };
         info.uuid = payload.uuid().unwrap_or_default().to_owned();
         info.name = payload.display_name().to_owned();
-        let attempt = match payload.attempts() {
-            Ok(a) => a + 1,
-            Err(e) => return invalid(e.to_string()),
+        // Redis keeps the count in the payload (already bumped in the reserved copy, not in
+        // `original`); the database driver keeps it in the row.
+        let attempt = match popped.attempts {
+            Some(a) => a,
+            None => match payload.attempts() {
+                Ok(a) => a + 1,
+                Err(e) => return invalid(e.to_string()),
+            },
         };
         info.attempt = attempt;
         let span = tracing::Span::current();

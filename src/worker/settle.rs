@@ -12,14 +12,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::laravel::failed_jobs::FailedJobs;
-use crate::laravel::redis_queue::{Popped, QueueError, RedisQueue};
+use crate::laravel::queue::{DriverError, Queue};
+use crate::laravel::redis_queue::Popped;
 
 use super::job::{JobInfo, Outcome};
 
 /// The stores a job is settled in.
 #[derive(Clone)]
 pub struct Settler {
-    pub queue: RedisQueue,
+    pub queue: Queue,
     pub failed: FailedJobs,
     pub connection: String,
     pub shutdown: CancellationToken,
@@ -59,24 +60,19 @@ impl Settler {
         retry_after: u64,
         info: &JobInfo,
     ) -> Settled {
-        let q = &popped.queue;
-        let reserved = popped.reserved.as_slice();
         match outcome {
-            Outcome::Done => match self.redis(|| self.queue.delete_reserved(q, reserved)).await {
+            Outcome::Done => match self.store(|| self.queue.delete_reserved(popped)).await {
                 Some(_) => Settled::Done,
                 None => Settled::LeftReserved,
             },
             Outcome::Release { delay, .. } => {
-                match self.redis(|| self.queue.release(q, reserved, *delay)).await {
+                match self.store(|| self.queue.release(popped, *delay)).await {
                     Some(_) => Settled::Released,
                     None => Settled::LeftReserved,
                 }
             }
             Outcome::Handoff { to, .. } => {
-                match self
-                    .redis(|| self.queue.handoff(q, reserved, to, &popped.original))
-                    .await
-                {
+                match self.store(|| self.queue.handoff(popped, to)).await {
                     Some(_) => Settled::HandedOff,
                     None => Settled::LeftReserved,
                 }
@@ -88,7 +84,7 @@ impl Settler {
                 {
                     return Settled::LeftReserved;
                 }
-                match self.redis(|| self.queue.delete_reserved(q, reserved)).await {
+                match self.store(|| self.queue.delete_reserved(popped)).await {
                     Some(_) => Settled::Failed,
                     None => Settled::LeftReserved,
                 }
@@ -130,7 +126,7 @@ impl Settler {
             let until = super::job::now_unix() + retry_after as i64 + 1;
             if let Err(err) = self
                 .queue
-                .extend_reservation(&popped.queue, &popped.reserved, until)
+                .extend_reservation(popped, until, retry_after)
                 .await
             {
                 tracing::warn!(error = %err, "cannot extend the reservation while the database is down");
@@ -148,23 +144,23 @@ impl Settler {
         }
     }
 
-    /// Runs a Redis operation with a capped backoff; `None` when Redis stayed unreachable.
-    async fn redis<T, F, Fut>(&self, op: F) -> Option<T>
+    /// Runs a queue operation with a capped backoff; `None` when the store stayed unreachable.
+    async fn store<T, F, Fut>(&self, op: F) -> Option<T>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, QueueError>>,
+        Fut: Future<Output = Result<T, DriverError>>,
     {
         let mut wait = Duration::from_millis(100);
         for attempt in 1..=REDIS_ATTEMPTS {
             match op().await {
                 Ok(v) => return Some(v),
                 Err(err) if attempt < REDIS_ATTEMPTS => {
-                    tracing::warn!(error = %err, attempt, "redis operation failed, retrying");
+                    tracing::warn!(error = %err, attempt, "queue operation failed, retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
                 }
                 Err(err) => {
-                    tracing::error!(error = %err, "redis operation failed for good; the job stays reserved and returns after retry_after");
+                    tracing::error!(error = %err, "queue operation failed for good; the job stays reserved and returns after retry_after");
                 }
             }
         }

@@ -1,0 +1,524 @@
+//! Laravel's `database` queue driver: the `jobs` table (id, queue, payload, attempts, reserved_at,
+//! available_at, created_at), read and written the way `DatabaseQueue` does on MySQL/MariaDB,
+//! PostgreSQL and SQLite, so PHP workers and ours can work the same table.
+//!
+//! - pop: in one transaction, the lowest id of the queue that is available (`reserved_at IS NULL AND
+//!   available_at <= now`) or whose reservation expired (`reserved_at <= now - retry_after`), locked
+//!   with `FOR UPDATE SKIP LOCKED` where the server has it (MySQL ≥ 8.0.1, MariaDB ≥ 10.6, PostgreSQL
+//!   ≥ 9.5; plain `FOR UPDATE` otherwise, nothing on SQLite, whose write lock serialises), then
+//!   `reserved_at = now, attempts = attempts + 1`. The update also checks the attempts it read, so a
+//!   row taken by someone else in between (SQLite, or a server without SKIP LOCKED) is skipped,
+//!   never run twice.
+//! - delete: by id. release: delete by id and insert the same payload with the attempts so far and
+//!   `available_at = now + delay`, in one transaction; unlike Laravel nothing is inserted when the row
+//!   was already gone (its reservation expired and another worker has it), so a release never
+//!   duplicates a job.
+//!
+//! This module only stores jobs. It must not decide what happens to a job nor parse payloads; the
+//! payload has no `id` or `attempts` on this driver (the row carries them).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Row;
+
+use super::database::{on_pool, Db, DbKind};
+use super::redis_queue::QueueStats;
+
+/// The table `php artisan queue:table` creates.
+pub const DEFAULT_TABLE: &str = "jobs";
+/// Times pop looks again when the row it picked was taken by another worker in between.
+const POP_RACES: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbQueueError {
+    /// The database refused or could not be reached.
+    #[error("jobs table {table}: {op} failed: {source}")]
+    Database {
+        table: String,
+        op: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl DbQueueError {
+    /// True when the connection (not the statement) failed: back off and try again.
+    pub fn is_connection(&self) -> bool {
+        let DbQueueError::Database { source, .. } = self;
+        matches!(
+            source,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed
+        )
+    }
+}
+
+/// A reserved row: what [`DatabaseQueue::pop`] returns.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reserved {
+    pub id: i64,
+    /// Attempts after this reservation (Laravel's `DatabaseJobRecord::increment`).
+    pub attempts: i64,
+    pub payload: Vec<u8>,
+}
+
+/// The `jobs` table of one database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DatabaseQueue {
+    db: Db,
+    table: String,
+    /// The connection's `retry_after`, for [`DatabaseQueue::stats`] (pop takes its own).
+    retry_after: u64,
+    sql: std::sync::Arc<Sql>,
+}
+
+/// The statements, written once with `?` and rewritten for the dialect at construction.
+#[derive(Debug)]
+struct Sql {
+    /// Opens pop's and release's transactions: SQLite takes its write lock at once (`IMMEDIATE`), so
+    /// two connections never both read and then deadlock upgrading to write ("database is locked").
+    begin: &'static str,
+    select_next: String,
+    reserve: String,
+    delete: String,
+    insert: String,
+    extend: String,
+    next_due: String,
+    stats: String,
+    head: String,
+    clear: String,
+}
+
+impl DatabaseQueue {
+    /// Uses `table` on `db`; asks the server once whether it has `SKIP LOCKED`. `retry_after` is the
+    /// connection's, used to report when reservations expire.
+    pub async fn new(db: Db, table: &str, retry_after: u64) -> Result<DatabaseQueue, DbQueueError> {
+        let lock = match db.kind() {
+            DbKind::Sqlite => "",
+            DbKind::MySql | DbKind::Postgres => {
+                let version: String = on_pool!(&db, pool => sqlx::query_scalar("SELECT VERSION()")
+                    .fetch_one(pool)
+                    .await)
+                .map_err(|source| DbQueueError::Database {
+                    table: table.to_owned(),
+                    op: "read the server version",
+                    source,
+                })?;
+                if has_skip_locked(db.kind(), &version) {
+                    " FOR UPDATE SKIP LOCKED"
+                } else {
+                    " FOR UPDATE"
+                }
+            }
+        };
+        Ok(DatabaseQueue {
+            sql: std::sync::Arc::new(Sql::new(db.kind(), table, lock)),
+            db,
+            table: table.to_owned(),
+            retry_after,
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn error(&self, op: &'static str) -> impl FnOnce(sqlx::Error) -> DbQueueError + '_ {
+        move |source| DbQueueError::Database {
+            table: self.table.clone(),
+            op,
+            source,
+        }
+    }
+
+    /// Reserves up to `max` jobs of `queue` in one transaction (see the module doc), oldest first.
+    pub async fn pop(
+        &self,
+        queue: &str,
+        retry_after: u64,
+        max: usize,
+    ) -> Result<Vec<Reserved>, DbQueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        for _ in 0..POP_RACES {
+            let now = unix_now();
+            let expired = now - retry_after as i64;
+            let sql = &self.sql;
+            let picked: Result<(usize, Vec<Reserved>), sqlx::Error> = on_pool!(&self.db, pool => {
+                async {
+                    let mut tx = pool.begin_with(sql.begin).await?;
+                    let rows = sqlx::query(&sql.select_next)
+                        .bind(queue)
+                        .bind(now)
+                        .bind(expired)
+                        .bind(max as i64)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let mut got = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let id: i64 = row.try_get("id")?;
+                        let attempts: i64 = row.try_get("attempts")?;
+                        let payload: String = row.try_get("payload")?;
+                        let updated = sqlx::query(&sql.reserve)
+                            .bind(now)
+                            .bind(attempts + 1)
+                            .bind(id)
+                            .bind(attempts)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        if updated == 1 {
+                            got.push(Reserved {
+                                id,
+                                attempts: attempts + 1,
+                                payload: payload.into_bytes(),
+                            });
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok((rows.len(), got))
+                }
+                .await
+            });
+            let (seen, got) = picked.map_err(self.error("pop"))?;
+            // Rows taken by another worker in between (no SKIP LOCKED here): look again.
+            if seen == 0 || !got.is_empty() {
+                return Ok(got);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Deletes a finished (or failed) job, like `deleteReserved`. False when it was already gone.
+    pub async fn delete_reserved(&self, id: i64) -> Result<bool, DbQueueError> {
+        let sql = &self.sql.delete;
+        let n = on_pool!(&self.db, pool => sqlx::query(sql)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(self.error("delete"))?;
+        Ok(n == 1)
+    }
+
+    /// Deletes the reserved row `id` and inserts `payload` on `to_queue` with `attempts`, due in
+    /// `delay_secs`, in one transaction (`deleteAndRelease`, or a hand-off to another queue). False,
+    /// and nothing inserted, when the row was already gone.
+    pub async fn replace(
+        &self,
+        id: i64,
+        to_queue: &str,
+        payload: &[u8],
+        attempts: i64,
+        delay_secs: u64,
+    ) -> Result<bool, DbQueueError> {
+        let payload = String::from_utf8_lossy(payload);
+        let now = unix_now();
+        let sql = &self.sql;
+        on_pool!(&self.db, pool => {
+            async {
+                let mut tx = pool.begin_with(sql.begin).await?;
+                let gone = sqlx::query(&sql.delete).bind(id).execute(&mut *tx).await?.rows_affected();
+                if gone != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(&sql.insert)
+                    .bind(to_queue)
+                    .bind(payload.as_ref())
+                    .bind(attempts)
+                    .bind(now + delay_secs as i64)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            .await
+        })
+        .map_err(self.error("release"))
+    }
+
+    /// Inserts a new job (`pushToDatabase`): attempts 0, due in `delay_secs`.
+    pub async fn push_raw(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        delay_secs: u64,
+    ) -> Result<(), DbQueueError> {
+        let payload = String::from_utf8_lossy(payload);
+        let now = unix_now();
+        let sql = &self.sql.insert;
+        on_pool!(&self.db, pool => sqlx::query(sql)
+            .bind(queue)
+            .bind(payload.as_ref())
+            .bind(0_i64)
+            .bind(now + delay_secs as i64)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(self.error("push"))?;
+        Ok(())
+    }
+
+    /// Keeps the row reserved until `until` (UNIX seconds) given `retry_after`, e.g. while
+    /// failed_jobs is unreachable. False when it was gone.
+    pub async fn extend_reservation(
+        &self,
+        id: i64,
+        until: i64,
+        retry_after: u64,
+    ) -> Result<bool, DbQueueError> {
+        let sql = &self.sql.extend;
+        let n = on_pool!(&self.db, pool => sqlx::query(sql)
+            .bind(until - retry_after as i64)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(self.error("extend the reservation"))?;
+        Ok(n == 1)
+    }
+
+    /// When the next waiting job becomes due or the next reservation expires (UNIX seconds).
+    pub async fn next_due(
+        &self,
+        queue: &str,
+        retry_after: u64,
+    ) -> Result<Option<i64>, DbQueueError> {
+        let sql = &self.sql.next_due;
+        let row = on_pool!(&self.db, pool => {
+            async {
+                let row = sqlx::query(sql).bind(queue).bind(queue).fetch_one(pool).await?;
+                let available: Option<i64> = row.try_get("available")?;
+                let reserved: Option<i64> = row.try_get("reserved")?;
+                Ok::<_, sqlx::Error>((available, reserved))
+            }
+            .await
+        })
+        .map_err(self.error("next due"))?;
+        let (available, reserved) = row;
+        Ok([available, reserved.map(|r| r + retry_after as i64)]
+            .into_iter()
+            .flatten()
+            .min())
+    }
+
+    /// Ready, delayed and reserved counts with the head, for `monitor` and `/metrics`.
+    pub async fn stats(&self, queue: &str) -> Result<QueueStats, DbQueueError> {
+        let now = unix_now();
+        let retry_after = self.retry_after;
+        let sql = &self.sql;
+        on_pool!(&self.db, pool => {
+            async {
+                let row = sqlx::query(&sql.stats)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .bind(queue)
+                    .fetch_one(pool)
+                    .await?;
+                let head: Option<String> = sqlx::query_scalar(&sql.head)
+                    .bind(queue)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?;
+                let count = |c: &str| -> Result<u64, sqlx::Error> {
+                    Ok(row.try_get::<Option<i64>, _>(c)?.unwrap_or(0).max(0) as u64)
+                };
+                let reserved_min: Option<i64> = row.try_get("reserved_min")?;
+                Ok::<_, sqlx::Error>(QueueStats {
+                    ready: count("ready")?,
+                    delayed: count("delayed")?,
+                    reserved: count("reserved")?,
+                    head: head.map(String::into_bytes),
+                    next_delayed_at: row.try_get("delayed_min")?,
+                    first_reservation_expires_at: reserved_min.map(|r| r + retry_after as i64),
+                })
+            }
+            .await
+        })
+        .map_err(self.error("count jobs"))
+    }
+
+    /// Deletes every job of `queue`, like `clear`; returns how many.
+    pub async fn clear(&self, queue: &str) -> Result<u64, DbQueueError> {
+        let sql = &self.sql.clear;
+        on_pool!(&self.db, pool => sqlx::query(sql)
+            .bind(queue)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(self.error("clear"))
+    }
+
+    /// `SELECT 1`: Ok when the database answers.
+    pub async fn ping(&self) -> Result<(), DbQueueError> {
+        on_pool!(&self.db, pool => sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(self.error("ping"))?;
+        Ok(())
+    }
+}
+
+impl Sql {
+    fn new(kind: DbKind, table: &str, lock: &str) -> Sql {
+        let t = match kind {
+            DbKind::MySql => format!("`{table}`"),
+            DbKind::Postgres | DbKind::Sqlite => format!("\"{table}\""),
+        };
+        // Unsigned columns on MySQL would not decode as i64.
+        let int = |c: &str| match kind {
+            DbKind::MySql => format!("CAST({c} AS SIGNED)"),
+            DbKind::Postgres => format!("CAST({c} AS BIGINT)"),
+            DbKind::Sqlite => format!("CAST({c} AS INTEGER)"),
+        };
+        let dialect = |sql: String| match kind {
+            DbKind::Postgres => numbered(&sql),
+            _ => sql,
+        };
+        Sql {
+            begin: match kind {
+                DbKind::Sqlite => "BEGIN IMMEDIATE",
+                DbKind::MySql | DbKind::Postgres => "BEGIN",
+            },
+            select_next: dialect(format!(
+                "SELECT {} AS id, {} AS attempts, payload FROM {t} WHERE queue = ? AND \
+                 ((reserved_at IS NULL AND available_at <= ?) OR (reserved_at <= ?)) \
+                 ORDER BY id ASC LIMIT ?{lock}",
+                int("id"),
+                int("attempts")
+            )),
+            reserve: dialect(format!(
+                "UPDATE {t} SET reserved_at = ?, attempts = ? WHERE id = ? AND attempts = ?"
+            )),
+            delete: dialect(format!("DELETE FROM {t} WHERE id = ?")),
+            insert: dialect(format!(
+                "INSERT INTO {t} (queue, payload, attempts, reserved_at, available_at, created_at) \
+                 VALUES (?, ?, ?, NULL, ?, ?)"
+            )),
+            extend: dialect(format!("UPDATE {t} SET reserved_at = ? WHERE id = ?")),
+            next_due: dialect(format!(
+                "SELECT (SELECT {} FROM {t} WHERE queue = ? AND reserved_at IS NULL) AS available, \
+                 (SELECT {} FROM {t} WHERE queue = ? AND reserved_at IS NOT NULL) AS reserved",
+                int("MIN(available_at)"),
+                int("MIN(reserved_at)")
+            )),
+            stats: dialect(format!(
+                "SELECT {} AS ready, {} AS delayed, {} AS reserved, \
+                 {} AS delayed_min, {} AS reserved_min FROM {t} WHERE queue = ?",
+                int("SUM(CASE WHEN reserved_at IS NULL AND available_at <= ? THEN 1 ELSE 0 END)"),
+                int("SUM(CASE WHEN reserved_at IS NULL AND available_at > ? THEN 1 ELSE 0 END)"),
+                int("SUM(CASE WHEN reserved_at IS NOT NULL THEN 1 ELSE 0 END)"),
+                int("MIN(CASE WHEN reserved_at IS NULL AND available_at > ? THEN available_at END)"),
+                int("MIN(reserved_at)")
+            )),
+            head: dialect(format!(
+                "SELECT payload FROM {t} WHERE queue = ? AND reserved_at IS NULL AND available_at <= ? \
+                 ORDER BY id ASC LIMIT 1"
+            )),
+            clear: dialect(format!("DELETE FROM {t} WHERE queue = ?")),
+        }
+    }
+}
+
+/// `?` → `$1`, `$2`… for PostgreSQL (no statement here has a `?` inside a literal).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether the server takes `FOR UPDATE SKIP LOCKED`, by `SELECT VERSION()` as Laravel decides it.
+fn has_skip_locked(kind: DbKind, version: &str) -> bool {
+    let numbers = |v: &str| -> Vec<u32> {
+        v.split(|c: char| !c.is_ascii_digit())
+            .filter(|p| !p.is_empty())
+            .take(3)
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    match kind {
+        DbKind::MySql if version.contains("MariaDB") => {
+            let v = version.trim_start_matches("5.5.5-");
+            numbers(v) >= vec![10, 6, 0]
+        }
+        DbKind::MySql => numbers(version) >= vec![8, 0, 1],
+        // "PostgreSQL 15.4 (Debian …)"
+        DbKind::Postgres => numbers(version) >= vec![9, 5],
+        DbKind::Sqlite => false,
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs() as i64
+}
+
+impl std::fmt::Debug for Reserved {
+    // Payloads may hold personal data; show sizes only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reserved")
+            .field("id", &self.id)
+            .field("attempts", &self.attempts)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_locked_where_laravel_uses_it() {
+        assert!(has_skip_locked(DbKind::MySql, "10.11.19-MariaDB-0+deb12u1"));
+        assert!(has_skip_locked(DbKind::MySql, "5.5.5-10.6.2-MariaDB-log"));
+        assert!(!has_skip_locked(DbKind::MySql, "10.5.9-MariaDB"));
+        assert!(has_skip_locked(DbKind::MySql, "8.0.36"));
+        assert!(!has_skip_locked(DbKind::MySql, "5.7.44-log"));
+        assert!(has_skip_locked(
+            DbKind::Postgres,
+            "PostgreSQL 15.4 (Debian 15.4-1) on x86_64"
+        ));
+        assert!(!has_skip_locked(DbKind::Postgres, "PostgreSQL 9.4.26"));
+    }
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        assert_eq!(
+            numbered("a = ? AND b = ? OR c = ?"),
+            "a = $1 AND b = $2 OR c = $3"
+        );
+        let sql = Sql::new(DbKind::Postgres, "jobs", " FOR UPDATE SKIP LOCKED");
+        assert!(
+            sql.select_next.contains("queue = $1"),
+            "{}",
+            sql.select_next
+        );
+        assert!(sql.select_next.ends_with("LIMIT $4 FOR UPDATE SKIP LOCKED"));
+    }
+}

@@ -1,0 +1,216 @@
+//! The `database` queue driver (the `jobs` table) against real Laravel 8.83 on SQLite, MariaDB and
+//! PostgreSQL: PHP's `defer()` inserts rows on the `database` connection, defer-worker works them with
+//! the same rules as on Redis (attempts from the row, release, failed_jobs, `queue:retry`), and a PHP
+//! worker and defer-worker share the table without running a job twice, even across `kill -9`.
+
+use std::collections::HashSet;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::support::{DbKind, World};
+
+const LOG_ALL: &str = "[actions.\"*\"]\nkind = \"log\"\n";
+
+/// A world whose app pushes to the `database` connection (QUEUE_CONNECTION=database), with
+/// `retry_after` of `retry_after` seconds on both sides.
+fn world(db: DbKind, retry_after: u64) -> World {
+    let mut w = World::new(db);
+    w.extra.push(("QUEUE_CONNECTION".into(), "database".into()));
+    w.extra
+        .push(("DB_QUEUE_RETRY_AFTER".into(), retry_after.to_string()));
+    w
+}
+
+/// Rows left in `jobs`, through the harness's own database connection.
+fn jobs_left(w: &World) -> usize {
+    let out = w.php(&["harness:jobs-count"]);
+    out.trim().parse().expect("a count")
+}
+
+/// The uuids defer-worker ran (the `log` kind's line), from its JSON log.
+fn ran_by_us(logs: &[serde_json::Value]) -> Vec<String> {
+    logs.iter()
+        .filter(|l| l["message"] == "deferred job logged (kind = log)")
+        .filter_map(|l| l["span"]["uuid"].as_str().map(String::from))
+        .collect()
+}
+
+fn ran_by_php(w: &World) -> Vec<String> {
+    w.lrange(&format!("{}done", w.prefix))
+        .into_iter()
+        .map(|b| String::from_utf8(b).expect("uuid"))
+        .collect()
+}
+
+fn php_worker(w: &World, extra: &[&str]) -> Child {
+    // --tries=3: a job whose defer-worker was killed comes back as attempt 2 (with PHP's default
+    // --tries=1 it would go to failed_jobs with MaxAttemptsExceededException).
+    let mut args = vec![
+        "queue:work",
+        "database",
+        "--queue=default",
+        "--sleep=1",
+        "--tries=3",
+    ];
+    args.extend_from_slice(extra);
+    w.php_command(&args, &[("HARNESS_DONE_KEY", "done")])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("php queue:work database")
+}
+
+#[test]
+fn php_pushes_rows_defer_worker_runs_them_with_laravels_rules() {
+    let w = world(DbKind::Sqlite, 90);
+    let sent = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 20);
+    let failing = w.dispatch("email_notification", r#"{"order_id":2}"#, "default", 1);
+    assert_eq!(jobs_left(&w), 21, "defer() wrote rows, not Redis keys");
+    assert!(w.keys().is_empty(), "nothing on Redis: {:?}", w.keys());
+
+    let config = format!(
+        "{LOG_ALL}\n[actions.email_notification]\nkind = \"fail\"\npermanent = false\nmessage = \"SMTP down\"\n"
+    );
+    // Not --stop-when-empty: the released job waits out its backoff, and an empty queue would stop
+    // the worker before it is due, as with Laravel's flag.
+    let mut ours = w.worker(
+        &["--connection=database", "--tries=2", "--backoff=1"],
+        &config,
+    );
+    ours.wait_for(Duration::from_secs(60), "20 done and 1 failed", |logs| {
+        logs.iter().filter(|l| l["outcome"] == "done").count() == 20
+            && logs.iter().any(|l| l["outcome"] == "failed")
+    });
+    ours.signal("TERM");
+    assert!(ours.wait(Duration::from_secs(30)).success());
+    let done: HashSet<String> = ours.uuids("done").into_iter().collect();
+    assert_eq!(done, sent.iter().cloned().collect::<HashSet<_>>());
+    // Attempt 1 released with the backoff (attempts kept in the new row), attempt 2 failed.
+    let released = ours.outcomes("released");
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0]["attempt"], 1);
+    assert_eq!(released[0]["delay"], 1);
+    let failed_line = ours.outcomes("failed");
+    assert_eq!(failed_line.len(), 1);
+    assert_eq!(failed_line[0]["attempt"], 2);
+    assert_eq!(jobs_left(&w), 0);
+
+    let rows = w.failed();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.uuid, failing[0]);
+    assert_eq!(row.connection, "database");
+    assert_eq!(row.queue, "default");
+    assert!(
+        !row.payload.contains("\"attempts\""),
+        "the row's payload, as PHP wrote it"
+    );
+    assert!(row.exception.contains("SMTP down"), "{}", row.exception);
+
+    // Laravel's own queue:retry puts it back on the database connection; we run it.
+    w.php(&["queue:retry", "all"]);
+    assert_eq!(jobs_left(&w), 1);
+    let mut again = w.worker(&["--connection=database", "--stop-when-empty"], LOG_ALL);
+    assert!(again.wait(Duration::from_secs(60)).success());
+    assert_eq!(again.uuids("done"), failing);
+    assert_eq!(jobs_left(&w), 0);
+}
+
+#[test]
+fn a_reserved_row_whose_worker_died_is_taken_back_after_retry_after() {
+    let w = world(DbKind::Sqlite, 2);
+    let sent = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 1);
+    let slow = "[actions.\"*\"]\nkind = \"log\"\nsleep_ms = 60000\n";
+    let mut first = w.worker(&["--connection=database", "--tries=3"], slow);
+    first.wait_for(Duration::from_secs(20), "the job reserved", |_| {
+        w.php(&["harness:jobs-count", "--reserved"]).trim() == "1"
+    });
+    first.signal("KILL");
+    let _ = first.wait(Duration::from_secs(5));
+    let second = w.worker(&["--connection=database", "--tries=3"], LOG_ALL);
+    second.wait_for(Duration::from_secs(20), "the job run again", |logs| {
+        logs.iter().any(|l| l["outcome"] == "done")
+    });
+    let done = second.outcomes("done");
+    assert_eq!(done[0]["uuid"], sent[0].as_str());
+    assert_eq!(
+        done[0]["attempt"], 2,
+        "the killed attempt counts, as in PHP"
+    );
+}
+
+/// 10 000 jobs, a PHP worker and defer-worker on the same table: each runs once. Then 1 000 more and
+/// defer-worker is killed mid-run: PHP takes its reservations back after retry_after, nothing is lost.
+fn mixed_fleet(db: DbKind) {
+    let w = world(db, 2);
+    let sent = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 10_000);
+    let mut php = php_worker(&w, &[]);
+    let mut ours = w.worker(
+        &["--connection=database", "--tries=3", "--concurrency=16"],
+        LOG_ALL,
+    );
+    let left = w.wait_until(Duration::from_secs(300), || jobs_left(&w) == 0);
+    assert!(left, "the fleet drained 10 000 rows");
+    let by_us = ran_by_us(&ours.logs());
+    let by_php = ran_by_php(&w);
+    let all: HashSet<&String> = by_us.iter().chain(&by_php).collect();
+    assert_eq!(all.len(), sent.len(), "every job ran");
+    assert!(sent.iter().all(|u| all.contains(u)));
+    assert_eq!(by_us.len() + by_php.len(), sent.len(), "none ran twice");
+    assert!(!by_us.is_empty() && !by_php.is_empty(), "both took part");
+    eprintln!(
+        "{db:?} mixed fleet: defer-worker ran {}, PHP ran {}",
+        by_us.len(),
+        by_php.len()
+    );
+
+    // Phase 2: kill -9 defer-worker in the middle of 1 000 jobs.
+    ours.signal("KILL");
+    let _ = ours.wait(Duration::from_secs(5));
+    let _ = w.redis_del(&format!("{}done", w.prefix));
+    let sent = w.dispatch("analytics_tracking", r#"{"order_id":2}"#, "default", 1_000);
+    let slow = "[actions.\"*\"]\nkind = \"log\"\nsleep_ms = 5\n";
+    let mut ours = w.worker(
+        &["--connection=database", "--tries=3", "--concurrency=16"],
+        slow,
+    );
+    ours.wait_for(Duration::from_secs(120), "200 jobs done by us", |logs| {
+        logs.iter().filter(|l| l["outcome"] == "done").count() >= 200
+    });
+    ours.signal("KILL");
+    let _ = ours.wait(Duration::from_secs(5));
+    assert!(jobs_left(&w) > 0, "killed mid-run, with jobs left");
+    let drained = w.wait_until(Duration::from_secs(300), || jobs_left(&w) == 0);
+    let _ = php.kill();
+    let _ = php.wait();
+    assert!(drained, "PHP drained the table, our reservations included");
+    let by_us = ran_by_us(&ours.logs());
+    let by_php = ran_by_php(&w);
+    let all: HashSet<&String> = by_us.iter().chain(&by_php).collect();
+    let missing: Vec<_> = sent.iter().filter(|u| !all.contains(u)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} jobs lost ({} in failed_jobs)",
+        missing.len(),
+        w.failed().len()
+    );
+    let twice = by_us.len() + by_php.len() - all.len();
+    assert!(
+        twice <= 16,
+        "only jobs in flight at the kill may run twice, got {twice}"
+    );
+    eprintln!(
+        "{db:?} kill -9: defer-worker ran {}, PHP ran {}, {twice} twice (at-least-once)",
+        by_us.len(),
+        by_php.len()
+    );
+}
+
+#[test]
+fn mixed_fleet_on_mariadb_runs_each_job_once_and_loses_nothing_on_kill_9() {
+    mixed_fleet(DbKind::MySql);
+}
+
+#[test]
+fn mixed_fleet_on_postgres_runs_each_job_once_and_loses_nothing_on_kill_9() {
+    mixed_fleet(DbKind::Postgres);
+}
