@@ -214,3 +214,51 @@ fn mixed_fleet_on_mariadb_runs_each_job_once_and_loses_nothing_on_kill_9() {
 fn mixed_fleet_on_postgres_runs_each_job_once_and_loses_nothing_on_kill_9() {
     mixed_fleet(DbKind::Postgres);
 }
+
+#[test]
+fn a_row_retried_by_defer_worker_goes_back_to_the_jobs_table_and_php_runs_it() {
+    let w = world(DbKind::Sqlite, 90);
+    let sent = w.dispatch("email_notification", r#"{"order_id":3}"#, "emails", 1);
+    let fail = "[actions.email_notification]\nkind = \"fail\"\nmessage = \"no SMTP\"\n";
+    let mut ours = w.worker(
+        &[
+            "--connection=database",
+            "--queue=emails",
+            "--stop-when-empty",
+        ],
+        fail,
+    );
+    assert!(ours.wait(Duration::from_secs(30)).success());
+    let rows = w.failed();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].connection.as_str(), rows[0].queue.as_str()),
+        ("database", "emails")
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_defer-worker"))
+        .args(["failed", "retry", "all"])
+        .env_clear()
+        .envs(w.env())
+        .output()
+        .expect("defer-worker failed retry");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w.failed().is_empty());
+    assert_eq!(jobs_left(&w), 1, "back in the jobs table, not on Redis");
+    assert!(w.keys().is_empty());
+    w.php_with(
+        &[
+            "queue:work",
+            "database",
+            "--queue=emails",
+            "--stop-when-empty",
+        ],
+        &[("HARNESS_DONE_KEY", "done")],
+    );
+    assert_eq!(ran_by_php(&w), sent);
+    assert_eq!(jobs_left(&w), 0);
+}

@@ -234,7 +234,7 @@ fn show_decodes_the_payload_and_prints_the_exception() {
 fn retried_payload_is_the_corpus_one() {
     let original = String::from_utf8(fixture("retry_original.json")).unwrap();
     let retried = String::from_utf8(fixture("retried.json")).unwrap();
-    assert_eq!(retried_payload(&original).unwrap(), retried);
+    assert_eq!(retried_payload(&original, true).unwrap(), retried);
 }
 
 /// Every corpus payload PHP can retry without the app's models or APP_KEY, plus shapes where PHP's
@@ -411,13 +411,13 @@ fn rows_php_retries_run_on_defer_worker_on_postgres() {
 #[test]
 fn retry_refuses_what_it_cannot_retry_as_laravel_would() {
     let w = World::new(DbKind::Sqlite);
-    let base = with_uuid(&fixture("whatsapp.json"), "on-database");
+    let base = with_uuid(&fixture("whatsapp.json"), "on-sqs");
     let broken = "this is not json";
     let tuned = with_uuid(&fixture("foreign_tuned.json"), "tuned-expired");
     log_rows(
         &w,
         &[
-            ("database", "default", &base),
+            ("sqs", "default", &base),
             ("redis", "default", broken),
             ("redis", "default", &tuned),
         ],
@@ -431,7 +431,7 @@ fn retry_refuses_what_it_cannot_retry_as_laravel_would() {
     let out = dw(&w, &["failed", "retry", "all"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("connection [database]"), "{err}");
+    assert!(err.contains("connection [sqs]"), "{err}");
     assert!(err.contains("not valid JSON"), "{err}");
     assert!(err.contains("retryUntil"), "{err}");
     assert_eq!(w.failed().len(), 3, "refused rows stay");
@@ -442,11 +442,8 @@ fn retry_refuses_what_it_cannot_retry_as_laravel_would() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("Unable to find failed job with ID [missing-uuid]."));
 
-    // Told that `database` is this Redis, and to keep retryUntil: both go.
-    dw_ok(
-        &w,
-        &["failed", "retry", "on-database", "--connection=database"],
-    );
+    // Told that `sqs` is this Redis, and to keep retryUntil: both go.
+    dw_ok(&w, &["failed", "retry", "on-sqs", "--connection=sqs"]);
     dw_ok(
         &w,
         &["failed", "retry", "tuned-expired", "--keep-retry-until"],

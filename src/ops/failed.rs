@@ -11,14 +11,16 @@
 //! | `failed prune [--hours N]` | `queue:prune-failed` |
 //!
 //! `retry` pushes exactly the bytes `queue:retry` would (see [`retry`]), so PHP's worker runs what we
-//! retried and we run what PHP retried. It only pushes onto Redis connections we serve (`redis`, or
-//! names given with `--connection`) and never recomputes `retryUntil`, which needs PHP.
+//! retried and we run what PHP retried. Like `queue:retry` it pushes onto the connection the row names:
+//! `redis` (or a name given with `--connection`) is our Redis, the app's `database`, `whatsapp`,
+//! `analytics`, `emails` and `cache` connections are the `jobs` table; it never recomputes
+//! `retryUntil`, which needs PHP.
 //!
 //! Payloads and exceptions are printed on stdout when asked for (`show`); nothing here logs them.
 
 pub mod retry;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,7 +29,7 @@ use serde_json::{json, Value as Json};
 
 use super::connect;
 use crate::laravel::failed_jobs::{FailedJobRow, FailedJobs};
-use crate::laravel::redis_queue::RedisQueue;
+use crate::laravel::queue::Queue;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -139,7 +141,8 @@ pub struct RetryArgs {
     /// Rows whose numeric id is in this range, e.g. 10-20 (repeatable).
     #[arg(long, value_name = "A-B")]
     pub range: Vec<String>,
-    /// Connection names (failed_jobs.connection) that mean our Redis (repeatable).
+    /// Connection names (failed_jobs.connection) that mean our Redis (repeatable); rows of the app's
+    /// database connections go back to the jobs table.
     #[arg(long = "connection", value_name = "NAME", default_value = "redis")]
     pub connections: Vec<String>,
     /// Retry rows whose retryUntil has passed anyway (they will fail again at once).
@@ -457,10 +460,32 @@ async fn retry(args: &RetryArgs, failed: &FailedJobs) -> anyhow::Result<ExitCode
         });
     }
     let now = chrono::Utc::now().timestamp();
-    let mut queue: Option<RedisQueue> = None;
+    let mut queues: HashMap<String, (String, Queue)> = HashMap::new();
     for row in &rows {
         let job = &row.job;
-        let payload = match check(args, row, now) {
+        // Onto the connection the row names, as queue:retry does: `redis` (and the names given with
+        // --connection) is our Redis; the app's database connections are the jobs table.
+        let name = if args.connections.iter().any(|c| c == &job.connection) {
+            "redis".to_owned()
+        } else {
+            job.connection.clone()
+        };
+        if !queues.contains_key(&name) {
+            let conn = match connect::connection(Some(&name)) {
+                Ok(c) => c,
+                Err(err) => {
+                    eprintln!(
+                        "Not retrying failed job [{}]: its connection [{}] is not one defer-worker pushes to ({err}); use `php artisan queue:retry`, or --connection={} if that connection is this Redis",
+                        job.uuid, job.connection, job.connection
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            let opened = connect::queue(&conn).await?;
+            queues.insert(name.clone(), opened);
+        }
+        let payload = match check(args, row, now, name == "redis") {
             Ok(p) => p,
             Err(why) => {
                 eprintln!("Not retrying failed job [{}]: {why}", job.uuid);
@@ -468,17 +493,13 @@ async fn retry(args: &RetryArgs, failed: &FailedJobs) -> anyhow::Result<ExitCode
                 continue;
             }
         };
-        if queue.is_none() {
-            queue = Some(connect::redis_queue().await?.1);
-        }
-        if let Some(q) = &queue {
-            q.push_raw(&job.queue, payload.as_bytes())
+        if let Some((store, q)) = queues.get(&name) {
+            q.push_raw(&job.queue, payload.as_bytes(), 0)
                 .await
                 .with_context(|| {
                     format!(
-                        "cannot push failed job {} onto queue {}",
-                        job.uuid,
-                        q.key(&job.queue)
+                        "cannot push failed job {} onto queue {} of {store}",
+                        job.uuid, job.queue
                     )
                 })?;
         }
@@ -502,18 +523,9 @@ async fn retry(args: &RetryArgs, failed: &FailedJobs) -> anyhow::Result<ExitCode
 }
 
 /// The payload to push for `row`, or why it must stay in failed_jobs.
-fn check(args: &RetryArgs, row: &FailedJobRow, now: i64) -> Result<String, String> {
+fn check(args: &RetryArgs, row: &FailedJobRow, now: i64, redis: bool) -> Result<String, String> {
     let job = &row.job;
-    if !args.connections.iter().any(|c| c == &job.connection) {
-        return Err(format!(
-            "its connection [{}] is not one defer-worker pushes to ({}); use `php artisan queue:retry`, \
-             or --connection={} if that connection is this Redis",
-            job.connection,
-            args.connections.join(", "),
-            job.connection
-        ));
-    }
-    let payload = retry::retried_payload(&job.payload).map_err(|e| e.to_string())?;
+    let payload = retry::retried_payload(&job.payload, redis).map_err(|e| e.to_string())?;
     let retry_until = serde_json::from_str::<Json>(&job.payload)
         .ok()
         .and_then(|p| p.get("retryUntil").and_then(Json::as_i64));

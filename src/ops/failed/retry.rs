@@ -32,8 +32,9 @@ pub enum RetryPayloadError {
     NoAttempts,
 }
 
-/// The payload `queue:retry` pushes for a failed job whose stored payload is `payload`.
-pub fn retried_payload(payload: &str) -> Result<String, RetryPayloadError> {
+/// The payload `queue:retry` pushes for a failed job whose stored payload is `payload`. For Redis
+/// (`redis`) a payload without `attempts` is refused; the database driver keeps attempts in its row.
+pub fn retried_payload(payload: &str, redis: bool) -> Result<String, RetryPayloadError> {
     let mut value: Json =
         serde_json::from_str(payload).map_err(|e| RetryPayloadError::NotJson(e.to_string()))?;
     let object = value
@@ -42,7 +43,8 @@ pub fn retried_payload(payload: &str) -> Result<String, RetryPayloadError> {
     match object.get_mut("attempts") {
         // `isset($payload['attempts'])`: present and not null.
         Some(attempts) if !attempts.is_null() => *attempts = Json::from(0),
-        _ => return Err(RetryPayloadError::NoAttempts),
+        _ if redis => return Err(RetryPayloadError::NoAttempts),
+        _ => {}
     }
     Ok(php_json_encode(&value))
 }
@@ -202,21 +204,32 @@ mod tests {
     #[test]
     fn attempts_reset_and_bad_payloads_refused() {
         assert_eq!(
-            retried_payload(r#"{"uuid":"u","data":{"command":"O:1:\"A\":0:{}"},"attempts":3}"#),
+            retried_payload(
+                r#"{"uuid":"u","data":{"command":"O:1:\"A\":0:{}"},"attempts":3}"#,
+                true
+            ),
             Ok(r#"{"uuid":"u","data":{"command":"O:1:\"A\":0:{}"},"attempts":0}"#.to_owned())
         );
         assert!(matches!(
-            retried_payload("nope"),
+            retried_payload("nope", true),
             Err(RetryPayloadError::NotJson(_))
         ));
-        assert_eq!(retried_payload("[1]"), Err(RetryPayloadError::NotAnObject));
         assert_eq!(
-            retried_payload(r#"{"uuid":"u"}"#),
+            retried_payload("[1]", true),
+            Err(RetryPayloadError::NotAnObject)
+        );
+        assert_eq!(
+            retried_payload(r#"{"uuid":"u"}"#, true),
             Err(RetryPayloadError::NoAttempts)
         );
         assert_eq!(
-            retried_payload(r#"{"attempts":null}"#),
+            retried_payload(r#"{"attempts":null}"#, true),
             Err(RetryPayloadError::NoAttempts)
+        );
+        // The database driver's payloads carry no attempts: re-encoded as is.
+        assert_eq!(
+            retried_payload(r#"{"uuid":"u\/v"}"#, false).as_deref(),
+            Ok(r#"{"uuid":"u\/v"}"#)
         );
     }
 }
