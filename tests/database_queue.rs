@@ -262,3 +262,33 @@ fn a_row_retried_by_defer_worker_goes_back_to_the_jobs_table_and_php_runs_it() {
     assert_eq!(ran_by_php(&w), sent);
     assert_eq!(jobs_left(&w), 0);
 }
+
+#[test]
+fn monitor_and_clear_read_the_jobs_table_for_database_connections() {
+    let w = world(DbKind::Sqlite, 90);
+    w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 3);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_defer-worker"))
+            .args(args)
+            .env_clear()
+            .envs(w.env())
+            .output()
+            .expect("defer-worker");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    // QUEUE_CONNECTION=database: the default connection, as for `php artisan queue:monitor`.
+    let doc: serde_json::Value =
+        serde_json::from_str(&run(&["monitor", "default", "--json"])).expect("json");
+    assert_eq!(doc[0]["connection"], "database");
+    assert_eq!(doc[0]["ready"], 3);
+    assert_eq!(
+        run(&["clear", "--force"]).trim(),
+        "Cleared 3 jobs from the [default] queue"
+    );
+    assert_eq!(jobs_left(&w), 0);
+}

@@ -185,10 +185,21 @@ fn monitor_reports_what_was_pushed_delayed_and_reserved_like_queue_monitor() {
         "{text}"
     );
     assert!(!text.contains("ALERT"), "{text}");
-    // An unknown connection is refused, not silently read from our Redis.
-    let bad = dw(&w, &["monitor", "database:default"], &[]);
+    // A connection we cannot read is refused, not silently read from our Redis.
+    let bad = dw(&w, &["monitor", "sqs:default"], &[]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"database\""));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("sqs driver"));
+    // The app's database connection is the jobs table (empty here), not Redis.
+    let db = dw(&w, &["monitor", "database:default", "--json"], &[]);
+    assert_eq!(
+        db.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&db.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&db)).expect("json");
+    assert_eq!(doc[0]["connection"], "database");
+    assert_eq!(doc[0]["size"], 0);
 }
 
 #[test]
@@ -240,6 +251,6 @@ fn clear_empties_all_four_keys_and_counts_like_queue_clear() {
     );
     assert_eq!(stdout(&out).trim(), "Cleared 1 jobs from the [other] queue");
     w.assert_no_keys("both cleared");
-    let bad = dw(&w, &["clear", "database", "--force"], &[]);
+    let bad = dw(&w, &["clear", "sqs", "--force"], &[]);
     assert_eq!(bad.status.code(), Some(1));
 }

@@ -26,7 +26,8 @@ Settings: REDIS_* as for `work`, APP_ENV (unset counts as production, as in Lara
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct ClearArgs {
-    /// The queue connection, as queue:clear's argument; only `redis` (REDIS_*) is ours.
+    /// The queue connection, as queue:clear's argument: `redis` (REDIS_*) or one of the app's
+    /// database connections (the jobs table); default QUEUE_CONNECTION, else `redis`.
     #[arg(value_name = "CONNECTION")]
     pub connection: Option<String>,
     /// The queue to clear (comma list allowed); default REDIS_QUEUE, else `default`.
@@ -44,12 +45,7 @@ fn in_production(app_env: Option<&str>) -> bool {
 }
 
 pub async fn run(args: &ClearArgs) -> anyhow::Result<ExitCode> {
-    if let Some(c) = args.connection.as_deref() {
-        anyhow::ensure!(
-            c == "redis",
-            "connection {c:?} is not one defer-worker clears (only `redis`, from REDIS_*); use `php artisan queue:clear {c}`"
-        );
-    }
+    let conn = connect::connection(args.connection.as_deref())?;
     if !args.force && in_production(env("APP_ENV").as_deref()) {
         eprintln!(
             "Application In Production! APP_ENV is {}: pass --force to clear the queue.",
@@ -57,23 +53,19 @@ pub async fn run(args: &ClearArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    let list = args
-        .queue
-        .clone()
-        .or_else(|| env("REDIS_QUEUE"))
-        .unwrap_or_else(|| "default".to_owned());
+    let list = args.queue.clone().unwrap_or_else(|| conn.queue.clone());
     let queues: Vec<&str> = list
         .split(',')
         .map(str::trim)
         .filter(|q| !q.is_empty())
         .collect();
     anyhow::ensure!(!queues.is_empty(), "--queue is empty: name a queue");
-    let (_cfg, redis) = connect::redis_queue().await?;
+    let (store, q) = connect::queue(&conn).await?;
     for queue in queues {
-        let n = redis
+        let n = q
             .clear(queue)
             .await
-            .with_context(|| format!("cannot clear {}", redis.key(queue)))?;
+            .with_context(|| format!("cannot clear queue {queue} of {store}"))?;
         println!("Cleared {n} jobs from the [{queue}] queue");
     }
     Ok(ExitCode::SUCCESS)

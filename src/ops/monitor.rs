@@ -15,7 +15,6 @@ use serde_json::{json, Value as Json};
 
 use super::connect;
 use super::failed::table;
-use crate::config::env;
 use crate::laravel::redis_queue::QueueStats;
 
 const EXAMPLES: &str = "\
@@ -36,7 +35,8 @@ Settings: REDIS_* as for `work`; with no queues given, REDIS_QUEUE or `default`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct MonitorArgs {
-    /// Queues, comma list, each `queue` or `connection:queue` (only `redis` is ours).
+    /// Queues, comma list, each `queue` or `connection:queue` (`redis`, or the app's database
+    /// connections: `database`, `whatsapp`, `analytics`, `emails`, `cache`).
     #[arg(value_name = "QUEUES")]
     pub queues: Option<String>,
     /// ALERT (and exit 1) when a queue holds this many jobs or more.
@@ -47,18 +47,13 @@ pub struct MonitorArgs {
     pub json: bool,
 }
 
-/// The connection name Laravel's default config gives the Redis queue.
-const REDIS_CONNECTION: &str = "redis";
-
-/// `[connection:]queue` items of a comma list; an unknown connection is an error.
-fn parse_queues(list: &str) -> anyhow::Result<Vec<(String, String)>> {
+/// `[connection:]queue` items of a comma list (`default` is the connection of items without one);
+/// a connection defer-worker cannot read is an error naming it.
+fn parse_queues(list: &str, default: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (connection, queue) = item.split_once(':').unwrap_or((REDIS_CONNECTION, item));
-        anyhow::ensure!(
-            connection == REDIS_CONNECTION,
-            "{item:?}: connection {connection:?} is not one defer-worker reads (only `{REDIS_CONNECTION}`, from REDIS_*)"
-        );
+        let (connection, queue) = item.split_once(':').unwrap_or((default, item));
+        connect::connection(Some(connection)).with_context(|| format!("{item:?}"))?;
         anyhow::ensure!(!queue.is_empty(), "{item:?}: empty queue name");
         out.push((connection.to_owned(), queue.to_owned()));
     }
@@ -100,20 +95,23 @@ fn relative(v: &Json, future: bool) -> String {
 }
 
 pub async fn run(args: &MonitorArgs) -> anyhow::Result<ExitCode> {
-    let list = args
-        .queues
-        .clone()
-        .or_else(|| env("REDIS_QUEUE"))
-        .unwrap_or_else(|| "default".to_owned());
-    let queues = parse_queues(&list)?;
-    let (_cfg, redis) = connect::redis_queue().await?;
+    let default = connect::connection(None)?;
+    let list = args.queues.clone().unwrap_or_else(|| default.queue.clone());
+    let queues = parse_queues(&list, &default.name)?;
     let now = chrono::Utc::now().timestamp();
     let mut lines = Vec::with_capacity(queues.len());
+    let mut open: std::collections::HashMap<String, (String, crate::laravel::queue::Queue)> =
+        std::collections::HashMap::new();
     for (connection, queue) in &queues {
-        let stats = redis
+        if !open.contains_key(connection) {
+            let conn = connect::connection(Some(connection))?;
+            open.insert(connection.clone(), connect::queue(&conn).await?);
+        }
+        let (store, q) = &open[connection];
+        let stats = q
             .stats(queue)
             .await
-            .with_context(|| format!("cannot read the sizes of {}", redis.key(queue)))?;
+            .with_context(|| format!("cannot read the sizes of queue {queue} of {store}"))?;
         let line = report(connection, queue, &stats, args.max, now);
         lines.push((line, stats.ready > 0));
     }
@@ -177,15 +175,19 @@ mod tests {
     #[test]
     fn queues_parse_like_queue_monitor() {
         assert_eq!(
-            parse_queues("whatsapp, redis:default").unwrap(),
+            parse_queues("whatsapp, redis:default", "redis").unwrap(),
             vec![
                 ("redis".to_owned(), "whatsapp".to_owned()),
                 ("redis".to_owned(), "default".to_owned())
             ]
         );
-        let e = parse_queues("database:default").unwrap_err().to_string();
-        assert!(e.contains("\"database\""), "{e}");
-        assert!(parse_queues(" , ").is_err());
+        assert_eq!(
+            parse_queues("whatsapp:whatsapp", "redis").unwrap(),
+            vec![("whatsapp".to_owned(), "whatsapp".to_owned())]
+        );
+        let e = format!("{:#}", parse_queues("sqs:default", "redis").unwrap_err());
+        assert!(e.contains("sqs:default") && e.contains("sqs driver"), "{e}");
+        assert!(parse_queues(" , ", "redis").is_err());
     }
 
     #[test]
