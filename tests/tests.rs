@@ -1,5 +1,9 @@
 //! One integration-test binary; each topic is a module.
 
+mod actions_cache;
+mod app_data;
+mod actions_email;
+mod actions_whatsapp;
 mod config;
 mod database_queue;
 mod decode_cli;

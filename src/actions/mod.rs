@@ -6,6 +6,11 @@
 //! `forward` kind is not run here at all: the worker hands such jobs to a PHP worker unchanged.
 
 mod log;
+pub mod whatsapp;
+pub mod email;
+pub mod ledger;
+pub mod analytics;
+pub mod cache_warming;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

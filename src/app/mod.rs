@@ -2,6 +2,13 @@
 //! vendor and the vendor's settings. Lookups are configurable SQL because forks of the app differ, and
 //! rows are kept by column name so that a missing column is a missing value, not an error.
 
+mod decode;
+pub mod orders;
+pub mod query;
 pub mod row;
 
+pub use orders::{
+    fallback_settings, AppData, AppQueries, AppSection, OrderBundle, VendorBundle, FALLBACK_VENDOR,
+};
+pub use query::AppDataError;
 pub use row::{Row, SqlValue};

@@ -11,6 +11,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::actions::{ActionKind, Actions};
+use crate::app::AppSection;
 
 /// The default config file, read when present in the working directory.
 pub const DEFAULT_FILE: &str = "defer-worker.toml";
@@ -52,6 +53,9 @@ pub struct FileConfig {
     pub actions: BTreeMap<String, ActionKind>,
     #[serde(default)]
     pub queues: BTreeMap<String, QueueSection>,
+    /// `[app]`: where the app's data is read (`database_url`) and the lookups' SQL (`[app.queries]`).
+    #[serde(default)]
+    pub app: AppSection,
     /// `[env]`: Laravel-named settings (`REDIS_HOST = "10.0.0.5"`), used when neither the process
     /// environment nor the app's `.env` sets them.
     #[serde(default)]
@@ -153,6 +157,20 @@ mod tests {
             FileConfig::default().actions().kind_of("x"),
             &ActionKind::Forward
         );
+    }
+
+    #[test]
+    fn app_section_sets_queries_and_rejects_unknown_ones() {
+        let c = FileConfig::parse(
+            "[app]\ndatabase_url = \"mysql://ro@db/app\"\n[app.queries]\nvendor = \"SELECT * FROM vendors WHERE id = ?\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.app.queries.vendor, "SELECT * FROM vendors WHERE id = ?");
+        assert_eq!(c.app.queries.order, "SELECT * FROM orders WHERE id = ?");
+        let err = FileConfig::parse("[app.queries]\nvendors = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vendors") && err.contains("line 2"), "{err}");
     }
 
     #[test]

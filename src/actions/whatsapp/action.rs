@@ -1,0 +1,413 @@
+//! The `whatsapp` action: one `whatsapp_notification` job → load the order → build the restaurant's
+//! new-order text (or the configured template) → pace it → send it through the Cloud API → record it in
+//! `whatsapp_messages_log` → tell the worker what happened ([`ActionError`]).
+//!
+//! Gating as the app (restrosaas-facts §2.8, §9): `WHATSAPP_ENABLED=false` completes without sending
+//! (the app's listeners return early); `WHATSAPP_NOTIFY_RESTAURANT_ON_ORDER=false` (vendor messages) or
+//! `WHATSAPP_AUTO_NOTIFY_ORDER_CREATED=false` (customer messages) likewise; `WHATSAPP_DEMO_MODE=true`
+//! builds everything, sends nothing, writes no log row and succeeds (as `WhatsAppBusinessService`).
+//! A non-numeric `order_id` (the app's `test_order_1`) completes with a log line, as the app's
+//! DeferredJob; a numeric one without an order fails permanently ("Order N not found").
+//!
+//! Decisions (§8): text bodies are `WhatsAppService::sendMessage`'s (no `recipient_type`,
+//! `preview_url` false), template bodies `WhatsAppBusinessService::sendTemplateMessage`'s; a text over
+//! 4096 characters is cut to 4093 + `...` on a character boundary; a missing token or phone-number id
+//! fails the job permanently ("WhatsApp API not configured: …", the Business service's status); a send
+//! is at-least-once (a timeout after Meta accepted the message is retried and may deliver twice).
+//! Never logs a phone number, the text or the token above debug.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::actions::{ActionError, JobMeta};
+use crate::app::{AppData, OrderBundle};
+use crate::deferred::DeferredJob;
+use crate::php::Value;
+
+use super::client::{self, CloudApi};
+use super::log::{LogEntry, MessageLog, Outcome, Recorded};
+use super::message::{self, MessageContext, OrderRows};
+use super::options::{
+    MessageKind, OnMissingRecipient, Recipient, WhatsappOptions, WhatsappSettings,
+};
+use super::phone;
+use super::ratelimit::Limiter;
+
+/// Meta's limit on a text body, in characters.
+const MAX_TEXT_CHARS: usize = 4096;
+
+/// The `whatsapp` action, built once at worker start.
+#[derive(Debug)]
+pub struct WhatsappAction {
+    opts: WhatsappOptions,
+    settings: WhatsappSettings,
+    api: Option<CloudApi>,
+    limiter: Limiter,
+    log: MessageLog,
+    app: Option<AppData>,
+    ctx: MessageContext,
+}
+
+/// The order id a job carries, as the app reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderId {
+    Numeric(i64),
+    /// Missing or not a number (`test_order_1`).
+    Other,
+}
+
+fn order_id(job: &DeferredJob) -> OrderId {
+    match job.get("order_id") {
+        Some(Value::Int(i)) => OrderId::Numeric(*i),
+        Some(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            OrderId::Numeric(*f as i64)
+        }
+        Some(v) => match v.as_str().map(str::trim) {
+            Some(s) if !s.is_empty() => match s.parse::<i64>() {
+                Ok(i) => OrderId::Numeric(i),
+                Err(_) => match s.parse::<f64>() {
+                    Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                        OrderId::Numeric(f as i64)
+                    }
+                    _ => OrderId::Other,
+                },
+            },
+            _ => OrderId::Other,
+        },
+        None => OrderId::Other,
+    }
+}
+
+fn permanent(message: impl Into<String>) -> ActionError {
+    ActionError::Permanent {
+        message: message.into(),
+    }
+}
+
+impl WhatsappAction {
+    /// Reads the `WHATSAPP_*` settings (and `APP_URL`, `APP_TIMEZONE`) and builds the HTTP client.
+    /// `app` is the app's database (orders, and the log table); without it the action cannot run
+    /// unless `WHATSAPP_ENABLED=false`.
+    pub async fn new(opts: &WhatsappOptions, app: Option<AppData>) -> anyhow::Result<Self> {
+        let settings = WhatsappSettings::from_env()?;
+        Self::with_settings(opts, settings, app)
+    }
+
+    /// [`WhatsappAction::new`] with the settings given.
+    pub fn with_settings(
+        opts: &WhatsappOptions,
+        settings: WhatsappSettings,
+        app: Option<AppData>,
+    ) -> anyhow::Result<Self> {
+        opts.rate_limit.validate().map_err(anyhow::Error::msg)?;
+        if settings.enabled && app.is_none() {
+            anyhow::bail!(
+                "the whatsapp action reads orders from the app's database: set DB_CONNECTION and DB_* \
+                 (or DATABASE_URL), or WHATSAPP_ENABLED=false"
+            );
+        }
+        if opts.message == MessageKind::Template && opts.template.name.as_deref() == Some("") {
+            anyhow::bail!("template.name is empty");
+        }
+        let api = match settings.missing_api_setting() {
+            None => Some(
+                CloudApi::new(
+                    &settings.api_url,
+                    &settings.phone_number_id,
+                    &settings.api_token,
+                    settings.timeout,
+                )
+                .context("cannot build the WhatsApp HTTP client")?,
+            ),
+            Some(key) => {
+                if settings.enabled && !settings.demo_mode {
+                    tracing::warn!(
+                        key,
+                        "WhatsApp API not configured: whatsapp jobs will fail until {key} is set"
+                    );
+                }
+                None
+            }
+        };
+        let ctx = MessageContext {
+            app_url: settings.app_url.clone(),
+            delivery_label: opts.delivery_label.clone(),
+            pickup_label: opts.pickup_label.clone(),
+        };
+        Ok(WhatsappAction {
+            limiter: Limiter::new(&opts.rate_limit),
+            log: MessageLog::new(app.clone(), &opts.log_table, settings.timezone),
+            opts: opts.clone(),
+            settings,
+            api,
+            app,
+            ctx,
+        })
+    }
+
+    /// Runs one `whatsapp_notification` job.
+    pub async fn run(&self, job: &DeferredJob, meta: JobMeta<'_>) -> Result<(), ActionError> {
+        let id = match order_id(job) {
+            OrderId::Numeric(id) => id,
+            OrderId::Other => {
+                tracing::info!(
+                    action = %job.action,
+                    "order_id is not a numeric order id: nothing to send, completed as the app does"
+                );
+                tracing::debug!(order_id = ?job.get("order_id"), "non-numeric order_id");
+                return Ok(());
+            }
+        };
+        if !self.settings.enabled {
+            tracing::info!(
+                order_id = id,
+                "WHATSAPP_ENABLED is false: WhatsApp message not sent"
+            );
+            return Ok(());
+        }
+        let gate = match self.opts.recipient {
+            Recipient::Vendor => self.settings.notify_restaurant_on_order,
+            Recipient::Customer => self.settings.notify_customer_on_order,
+        };
+        if !gate {
+            tracing::info!(order_id = id, recipient = ?self.opts.recipient, "notification switched off: WhatsApp message not sent");
+            return Ok(());
+        }
+        let app = self
+            .app
+            .as_ref()
+            .ok_or_else(|| permanent("no app database configured (DB_*)"))?;
+        let bundle = app
+            .order(id)
+            .await?
+            .ok_or_else(|| permanent(format!("Order {id} not found")))?;
+        let payment_name = self.payment_name(app, &bundle).await?;
+        let rows = OrderRows {
+            order: &bundle.order,
+            items: &bundle.items,
+            vendor: &bundle.vendor.user,
+            settings: bundle.vendor.settings.as_ref(),
+            payment_name: payment_name.as_deref(),
+        };
+        let Some(to) = self.recipient(app, &bundle).await? else {
+            let what = match self.opts.recipient {
+                Recipient::Vendor => format!(
+                    "vendor {} has no usable WhatsApp number (settings.contact, users.mobile)",
+                    bundle.vendor.id
+                ),
+                Recipient::Customer => "the customer has no usable WhatsApp number (orders.mobile, orders.user_mobile, customers.phone)".to_owned(),
+            };
+            return match self.opts.on_missing_recipient {
+                OnMissingRecipient::Fail => Err(permanent(format!("Order {id}: {what}"))),
+                OnMissingRecipient::Skip => {
+                    tracing::warn!(order_id = id, "{what}: WhatsApp message not sent");
+                    Ok(())
+                }
+            };
+        };
+        let body = self.body(&rows, &to);
+        if self.settings.demo_mode {
+            tracing::info!(order_id = id, to = %phone::masked(&to), "WHATSAPP_DEMO_MODE: WhatsApp message not sent");
+            tracing::debug!(body = %body, "demo message");
+            return Ok(());
+        }
+        let Some(api) = &self.api else {
+            let key = self
+                .settings
+                .missing_api_setting()
+                .unwrap_or("WHATSAPP_API_TOKEN");
+            return Err(permanent(format!(
+                "WhatsApp API not configured: {key} is empty"
+            )));
+        };
+        if let Err(delay) = self.limiter.acquire(api.phone_number_id(), &to).await {
+            return Err(ActionError::Retry {
+                message: format!(
+                    "WhatsApp rate limit: the next slot for this sender/recipient is in {:.1}s",
+                    delay.as_secs_f64()
+                ),
+                after: Some(delay.max(Duration::from_secs(1))),
+            });
+        }
+        let result = api.send(&body).await;
+        let outcome = match &result {
+            Ok(sent) => Outcome::Sent {
+                wamid: sent.wamid.clone(),
+            },
+            Err(e) => Outcome::Failed {
+                error: e.error.clone(),
+                code: e.code.clone(),
+            },
+        };
+        let (restaurant_id, customer_id) = match self.opts.recipient {
+            Recipient::Vendor => (Some(bundle.vendor.id), None),
+            Recipient::Customer => (None, bundle.order.int("customer_id")),
+        };
+        let entry = LogEntry {
+            order_id: Some(id),
+            restaurant_id,
+            customer_id,
+            phone: &to,
+            message_type: &self.opts.message_type,
+            outcome,
+            attempt: meta.attempt,
+        };
+        match self.log.record(&entry).await {
+            Ok(Recorded::Skipped) | Ok(Recorded::Inserted) | Ok(Recorded::Updated) => {}
+            Err(error) => {
+                tracing::warn!(order_id = id, error = %error, "cannot record the WhatsApp message in {}", self.opts.log_table);
+            }
+        }
+        match result {
+            Ok(sent) => {
+                tracing::info!(order_id = id, to = %phone::masked(&to), wamid = sent.wamid.as_deref().unwrap_or(""), "WhatsApp message sent");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(order_id = id, code = %e.code, retry = e.retry, "WhatsApp message failed");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// `payments.payment_name` for the order's `payment_type` (`helper::getpayment`).
+    async fn payment_name(
+        &self,
+        app: &AppData,
+        bundle: &OrderBundle,
+    ) -> Result<Option<String>, ActionError> {
+        let Some(payment_type) = bundle.order.str("payment_type") else {
+            return Ok(None);
+        };
+        Ok(app
+            .payment(bundle.vendor.id, &payment_type)
+            .await?
+            .and_then(|row| row.str("payment_name")))
+    }
+
+    /// The first candidate number that normalises.
+    async fn recipient(
+        &self,
+        app: &AppData,
+        bundle: &OrderBundle,
+    ) -> Result<Option<String>, ActionError> {
+        let mut candidates: Vec<String> = Vec::new();
+        match self.opts.recipient {
+            Recipient::Vendor => {
+                if let Some(s) = &bundle.vendor.settings {
+                    candidates.extend(s.str("contact"));
+                }
+                candidates.extend(bundle.vendor.user.str("mobile"));
+            }
+            Recipient::Customer => {
+                candidates.extend(bundle.order.str("mobile"));
+                candidates.extend(bundle.order.str("user_mobile"));
+                if let Some(cid) = bundle.order.int("customer_id") {
+                    match app.customer(cid).await {
+                        Ok(row) => candidates.extend(row.and_then(|r| r.str("phone"))),
+                        Err(e) if e.is_missing_table() => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(candidates.iter().find_map(|raw| {
+            phone::normalize(
+                raw,
+                &self.settings.default_country_code,
+                self.opts.trunk_zero,
+            )
+            .ok()
+        }))
+    }
+
+    /// The JSON body for `to`.
+    fn body(&self, rows: &OrderRows<'_>, to: &str) -> serde_json::Value {
+        match self.opts.message {
+            MessageKind::Text => {
+                let text = truncate(message::vendor_message(rows, &self.ctx));
+                client::text_body(to, &text, self.opts.preview_url)
+            }
+            MessageKind::Template => {
+                let values = message::parameter_values(rows, &self.ctx);
+                let params: Vec<String> = self
+                    .opts
+                    .template
+                    .parameters
+                    .iter()
+                    .map(|p| message::parameter(p, &values))
+                    .collect();
+                let name = self
+                    .opts
+                    .template
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| self.settings.template_new_order.clone());
+                let language = self.opts.template.language.as_deref().unwrap_or("fr");
+                client::template_body(to, &name, language, &params)
+            }
+        }
+    }
+}
+
+/// Meta refuses text bodies over 4096 characters: keep 4093 and add `...`.
+fn truncate(text: String) -> String {
+    if text.chars().count() <= MAX_TEXT_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_TEXT_CHARS - 3).collect();
+    cut.push_str("...");
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::php::Key;
+
+    fn job(v: Value) -> DeferredJob {
+        DeferredJob {
+            action: "whatsapp_notification".into(),
+            data: Value::Array(vec![(Key::Str(b"order_id".to_vec()), v)]),
+        }
+    }
+
+    #[test]
+    fn order_ids_are_read_like_php() {
+        assert_eq!(order_id(&job(Value::Int(12))), OrderId::Numeric(12));
+        assert_eq!(
+            order_id(&job(Value::Str(b" 12 ".to_vec()))),
+            OrderId::Numeric(12)
+        );
+        assert_eq!(
+            order_id(&job(Value::Str(b"12.0".to_vec()))),
+            OrderId::Numeric(12)
+        );
+        assert_eq!(
+            order_id(&job(Value::Str(b"test_order_1".to_vec()))),
+            OrderId::Other
+        );
+        assert_eq!(order_id(&job(Value::Null)), OrderId::Other);
+        let empty = DeferredJob {
+            action: "whatsapp_notification".into(),
+            data: Value::Array(vec![]),
+        };
+        assert_eq!(order_id(&empty), OrderId::Other);
+    }
+
+    #[test]
+    fn the_action_can_be_shared_between_jobs() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<WhatsappAction>();
+    }
+
+    #[test]
+    fn long_texts_are_cut_on_characters() {
+        let text = "é".repeat(5000);
+        let cut = truncate(text);
+        assert_eq!(cut.chars().count(), 4096);
+        assert!(cut.ends_with("é..."));
+        assert_eq!(truncate("short".into()), "short");
+    }
+}

@@ -1,0 +1,161 @@
+//! Laravel's `DatabaseStore`: table `cache(key, value, expiration)`, key = `<CACHE_PREFIX><key>` with no
+//! separator, value `serialize()`d (base64 on PostgreSQL when it holds a NUL byte, which PostgreSQL text
+//! cannot store), expiration a UNIX time (`forever` = now + ten years).
+//!
+//! Only the statements; the table is the app's (created by its `cache:table` migration), never created here.
+
+use crate::laravel::database::{Db, DbKind};
+
+/// `DatabaseStore::forever` = `put($key, $value, 315360000)` (ten years).
+pub(super) const FOREVER_SECS: i64 = 315_360_000;
+
+/// The stored value as `DatabaseStore::serialize` writes it on `kind`.
+pub(super) fn encode(kind: DbKind, serialized: &[u8]) -> String {
+    if kind == DbKind::Postgres && serialized.contains(&0) {
+        use base64::Engine;
+        return base64::engine::general_purpose::STANDARD.encode(serialized);
+    }
+    String::from_utf8_lossy(serialized).into_owned()
+}
+
+/// `DatabaseStore::unserialize`'s first step: on PostgreSQL a value with neither `:` nor `;` is base64.
+pub(super) fn decode(kind: DbKind, value: String) -> Result<Vec<u8>, String> {
+    if kind == DbKind::Postgres && !value.contains([':', ';']) {
+        use base64::Engine;
+        return base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .map_err(|e| format!("neither serialized nor base64: {e}"));
+    }
+    Ok(value.into_bytes())
+}
+
+pub(super) async fn get(
+    db: &Db,
+    table: &str,
+    key: &str,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    use sqlx::Row;
+    Ok(match db {
+        Db::MySql(pool) => sqlx::query(&format!(
+            "SELECT `value`, CAST(`expiration` AS SIGNED) FROM {} WHERE `key` = ? LIMIT 1",
+            quote(table, '`')
+        ))
+        .bind(key)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+        .transpose()?,
+        Db::Postgres(pool) => sqlx::query(&format!(
+            "SELECT \"value\", CAST(\"expiration\" AS BIGINT) FROM {} WHERE \"key\" = $1 LIMIT 1",
+            quote(table, '"')
+        ))
+        .bind(key)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+        .transpose()?,
+        Db::Sqlite(pool) => sqlx::query(&format!(
+            "SELECT \"value\", CAST(\"expiration\" AS INTEGER) FROM {} WHERE \"key\" = ? LIMIT 1",
+            quote(table, '"')
+        ))
+        .bind(key)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+        .transpose()?,
+    })
+}
+
+/// Insert or update in one statement (Laravel 8/10 try an insert and update on a duplicate-key error).
+pub(super) async fn put(
+    db: &Db,
+    table: &str,
+    key: &str,
+    value: &str,
+    expiration: i64,
+) -> Result<(), sqlx::Error> {
+    match db {
+        Db::MySql(pool) => {
+            sqlx::query(&format!(
+                "INSERT INTO {} (`key`, `value`, `expiration`) VALUES (?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE `value` = VALUES(`value`), `expiration` = VALUES(`expiration`)",
+                quote(table, '`')
+            ))
+            .bind(key)
+            .bind(value)
+            .bind(expiration)
+            .execute(pool)
+            .await?;
+        }
+        Db::Postgres(pool) => {
+            sqlx::query(&format!(
+                "INSERT INTO {} (\"key\", \"value\", \"expiration\") VALUES ($1, $2, $3) \
+                 ON CONFLICT (\"key\") DO UPDATE SET \"value\" = EXCLUDED.\"value\", \"expiration\" = EXCLUDED.\"expiration\"",
+                quote(table, '"')
+            ))
+            .bind(key)
+            .bind(value)
+            .bind(expiration)
+            .execute(pool)
+            .await?;
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query(&format!(
+                "INSERT INTO {} (\"key\", \"value\", \"expiration\") VALUES (?, ?, ?) \
+                 ON CONFLICT (\"key\") DO UPDATE SET \"value\" = excluded.\"value\", \"expiration\" = excluded.\"expiration\"",
+                quote(table, '"')
+            ))
+            .bind(key)
+            .bind(value)
+            .bind(expiration)
+            .execute(pool)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `DatabaseStore::forget` for several keys; returns how many rows went.
+pub(super) async fn delete(db: &Db, table: &str, keys: &[String]) -> Result<u64, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let marks = |dollar: bool| {
+        (1..=keys.len())
+            .map(|i| {
+                if dollar {
+                    format!("${i}")
+                } else {
+                    "?".to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    crate::laravel::database::on_pool!(db, pool => {
+        let (q, dollar) = match db {
+            Db::MySql(_) => ('`', false),
+            Db::Postgres(_) => ('"', true),
+            Db::Sqlite(_) => ('"', false),
+        };
+        let sql = format!(
+            "DELETE FROM {} WHERE {q}key{q} IN ({})",
+            quote(table, q),
+            marks(dollar)
+        );
+        let mut query = sqlx::query(&sql);
+        for k in keys {
+            query = query.bind(k.as_str());
+        }
+        Ok(query.execute(pool).await?.rows_affected())
+    })
+}
+
+/// `schema.table` → `q schema q . q table q`; the name was checked to hold no quote character.
+fn quote(table: &str, q: char) -> String {
+    table
+        .split('.')
+        .map(|part| format!("{q}{part}{q}"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
