@@ -310,6 +310,34 @@ async fn unique_uuid(backend: Backend) {
         Recorded::AsDuplicate(format!("{uuid}-dup2"))
     );
     assert_eq!(jobs.count().await.expect("count"), 3);
+
+    // Past -dup3, each further payload takes a uuid named after its hash: one insert, however many
+    // payloads share the uuid, and the same payload lands on the same row.
+    let d = payload(&uuid, "d");
+    assert_eq!(
+        jobs.log("redis", "default", &d, "E4").await.expect("log"),
+        Recorded::AsDuplicate(format!("{uuid}-dup3"))
+    );
+    let mut hashed = std::collections::BTreeSet::new();
+    for i in 0..50 {
+        let p = payload(&uuid, &format!("many-{i}"));
+        match jobs.log("redis", "default", &p, "E").await.expect("log") {
+            Recorded::AsDuplicate(u) => {
+                assert!(
+                    u.starts_with(&format!("{uuid}-h")) && u.len() == uuid.len() + 18,
+                    "{u}"
+                );
+                hashed.insert(u);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            jobs.log("redis", "default", &p, "E").await.expect("log"),
+            Recorded::AlreadyThere
+        );
+    }
+    assert_eq!(hashed.len(), 50);
+    assert_eq!(jobs.count().await.expect("count"), 54);
 }
 
 async fn forget_flush_count(backend: Backend) {

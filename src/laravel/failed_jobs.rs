@@ -17,11 +17,22 @@ use sqlx::Row;
 
 use super::database::{on_pool, Db, DbKind};
 
-/// How many `-dupN` uuids [`FailedJobs::log`] tries before giving up.
-const MAX_DUPLICATES: u32 = 100;
+/// How many `-dupN` uuids [`FailedJobs::log`] tries before the payload-hash uuid (`-h<sha256>`): a few
+/// readable names for the usual case (a job re-dispatched by hand), then one query whatever the count.
+const MAX_DUPLICATES: u32 = 3;
 /// Longest payload uuid used as is; longer (or missing) ones get a fresh v4 uuid, because the
 /// column is `varchar(255)` and `-dupN` must still fit.
 const MAX_UUID_LEN: usize = 200;
+
+/// The first 16 hex digits of the payload's SHA-256: a uuid suffix that is the same for the same payload.
+fn payload_hash(payload: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(payload.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// One failed job, with the columns Laravel writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +64,8 @@ pub enum Recorded {
     Inserted(String),
     /// A row with this uuid and the same payload exists: the same failure recorded twice.
     AlreadyThere,
-    /// The uuid was taken by a row with another payload; stored under this `<uuid>-dupN` instead.
+    /// The uuid was taken by a row with another payload; stored under this `<uuid>-dupN` (or, past a few,
+    /// `<uuid>-h<first 16 hex digits of the payload's SHA-256>`) instead.
     AsDuplicate(String),
 }
 
@@ -67,7 +79,7 @@ pub enum FailedJobsError {
         error: sqlx::Error,
     },
     #[error(
-        "failed_jobs table {table}: uuid {uuid} and {uuid}-dup1..-dup{max} all hold other payloads"
+        "failed_jobs table {table}: uuid {uuid}, {uuid}-dup1..-dup{max} and its payload-hash uuid all hold other payloads"
     )]
     TooManyDuplicates {
         table: String,
@@ -117,7 +129,7 @@ impl FailedJobs {
     /// Inserts one row, `failed_at` = now in the app timezone. The uuid is the payload's `uuid`.
     /// If that uuid is taken by a row with the same payload, nothing is written
     /// ([`Recorded::AlreadyThere`]); if by another payload, the row goes in as `<uuid>-dupN` (first
-    /// free N) so neither failure is lost. Any other database error is returned.
+    /// free N, then the payload-hash uuid) so neither failure is lost. Any other database error is returned.
     pub async fn log(
         &self,
         connection: &str,
@@ -129,11 +141,11 @@ impl FailedJobs {
         let failed_at = self.now(TimeDelta::zero()).unwrap_or_default();
         let mut n = 0;
         let mut vanished = 0;
-        while n <= MAX_DUPLICATES {
-            let candidate = if n == 0 {
-                uuid.clone()
-            } else {
-                format!("{uuid}-dup{n}")
+        while n <= MAX_DUPLICATES + 1 {
+            let candidate = match n {
+                0 => uuid.clone(),
+                n if n <= MAX_DUPLICATES => format!("{uuid}-dup{n}"),
+                _ => format!("{uuid}-h{}", payload_hash(payload)),
             };
             let args = [
                 candidate.as_str(),
