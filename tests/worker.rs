@@ -697,20 +697,25 @@ fn a_failing_job_waits_in_redis_while_failed_jobs_is_unusable_then_is_written_on
 }
 
 #[test]
-fn the_example_config_file_is_valid_and_forwards_what_rust_does_not_run_yet() {
+fn the_example_config_file_is_valid_and_maps_the_apps_actions() {
     let path = crate::support::repo().join("deploy/defer-worker.example.toml");
     let file = defer_worker::config::FileConfig::load(Some(&path))
         .expect("deploy/defer-worker.example.toml parses");
-    let actions = file.actions();
+    let plan = file.actions();
     use defer_worker::actions::ActionKind;
-    assert_eq!(
-        actions.kind_of("whatsapp_notification"),
-        &ActionKind::Forward
-    );
-    assert_eq!(
-        actions.kind_of("analytics_export"),
-        &ActionKind::Log { sleep_ms: 0 }
-    );
-    assert_eq!(actions.kind_of("something_new"), &ActionKind::Forward);
+    assert!(matches!(
+        plan.kind_of("whatsapp_notification"),
+        ActionKind::Whatsapp(_)
+    ));
+    assert!(matches!(
+        plan.kind_of("email_notification"),
+        ActionKind::Email(_)
+    ));
+    assert!(matches!(
+        plan.kind_of("cache_warming"),
+        ActionKind::CacheWarming(_)
+    ));
+    assert_eq!(plan.kind_of("analytics_export"), &ActionKind::Warn);
+    assert_eq!(plan.kind_of("something_new"), &ActionKind::Warn);
     assert_eq!(file.worker.tries, Some(3));
 }

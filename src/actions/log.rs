@@ -22,3 +22,9 @@ pub(super) fn run(job: &DeferredJob, meta: JobMeta<'_>) {
     tracing::info!(action = %job.action, job_id = meta.id, data_keys = %keys, "deferred job logged (kind = log)");
     tracing::debug!(action = %job.action, data = %crate::php::to_json(&job.data), "deferred job data");
 }
+
+/// The `warn` kind: an action nobody handles. The app's DeferredJob logs "Unknown deferred action" as a
+/// warning and completes the job; so does this.
+pub(super) fn unknown(job: &DeferredJob, meta: JobMeta<'_>) {
+    tracing::warn!(action = %job.action, job_id = meta.id, queue = meta.queue, "Unknown deferred action: completed without doing anything (kind = warn)");
+}

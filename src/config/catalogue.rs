@@ -17,6 +17,8 @@ pub enum Kind {
     Port,
     /// A whole number ≥ 0.
     Uint,
+    /// A positive number of seconds, fractions allowed (`2.5`).
+    Seconds,
     /// Digits only (a country calling code).
     Digits,
     Bool,
@@ -152,7 +154,7 @@ pub const CATALOGUE: &[KeyDef] = &[
     def(WHATSAPP, "WHATSAPP_WEBHOOK_URL", Some(""), Kind::Text, "unused by the app"),
     def(WHATSAPP, "WHATSAPP_DEFAULT_COUNTRY_CODE", Some("225"), Kind::Digits, "country code added to local numbers"),
     def(WHATSAPP, "WHATSAPP_TEST_PHONE", Some(""), Kind::Personal, "number for connection tests"),
-    def(WHATSAPP, "WHATSAPP_TIMEOUT", Some("30"), Kind::Uint, "HTTP timeout, seconds"),
+    def(WHATSAPP, "WHATSAPP_TIMEOUT", Some("30"), Kind::Seconds, "HTTP timeout, seconds"),
     def(WHATSAPP, "WHATSAPP_ENABLED", Some("true"), Kind::Bool, "master switch"),
     def(WHATSAPP, "WHATSAPP_DEMO_MODE", Some("false"), Kind::Bool, "log instead of sending (WhatsAppBusinessService)"),
     def(WHATSAPP, "WHATSAPP_NOTIFY_RESTAURANT_ON_ORDER", Some("true"), Kind::Bool, "new-order message to the restaurant"),
@@ -167,6 +169,7 @@ pub const CATALOGUE: &[KeyDef] = &[
     def(WHATSAPP, "WHATSAPP_AUTO_NOTIFY_ORDER_DELIVERED", Some("true"), Kind::Bool, "admin status messages"),
     def(WHATSAPP, "WHATSAPP_AUTO_NOTIFY_ORDER_CANCELLED", Some("true"), Kind::Bool, "admin status messages"),
     def(WHATSAPP, "WHATSAPP_AUTO_NOTIFY_PAYMENT_PENDING", Some("false"), Kind::Bool, "admin status messages"),
+    def(WHATSAPP, "WHATSAPP_TEMPLATE_NEW_ORDER", Some("new_order_notification"), Kind::Text, "approved template name for `message = \"template\"`"),
     def(WHATSAPP, "WHATSAPP_DEFAULT_LANGUAGE", Some("fr"), Kind::Text, "declared, unused by the app"),
     def(CACHE, "CACHE_DRIVER", Some("file"), Kind::OneOf(STORES), "default cache store (Laravel 8/10 name); holds the restart signal"),
     def(CACHE, "CACHE_STORE", None, Kind::OneOf(STORES), "Laravel 11+ name of CACHE_DRIVER"),

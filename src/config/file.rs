@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::actions::{ActionKind, Actions};
+use crate::actions::{ActionKind, Plan};
 use crate::app::AppSection;
 
 /// The default config file, read when present in the working directory.
@@ -116,11 +116,10 @@ impl FileConfig {
         Ok(toml::from_str(text)?)
     }
 
-    /// The action table; with no `"*"` entry, unlisted actions are forwarded to PHP.
-    pub fn actions(&self) -> Actions {
-        let mut by_name = self.actions.clone();
-        let unlisted = by_name.remove("*").unwrap_or(ActionKind::Forward);
-        Actions::new(by_name, unlisted)
+    /// The action table completed with the app's defaults; with no `"*"` entry unlisted actions get
+    /// `warn`, as the app's DeferredJob does.
+    pub fn actions(&self) -> Plan {
+        Plan::new(&self.actions)
     }
 }
 
@@ -155,7 +154,7 @@ mod tests {
         assert!(matches!(a.kind_of("other"), ActionKind::Fail { .. }));
         assert_eq!(
             FileConfig::default().actions().kind_of("x"),
-            &ActionKind::Forward
+            &ActionKind::Warn
         );
     }
 

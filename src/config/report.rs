@@ -445,6 +445,12 @@ fn check(kind: Kind, key: &str, value: &str) -> Result<(), String> {
             .parse::<u64>()
             .map(drop)
             .map_err(|_| "expected a whole number ≥ 0".to_owned()),
+        Kind::Seconds => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(drop)
+            .ok_or_else(|| "expected a positive number of seconds (e.g. 30 or 2.5)".to_owned()),
         Kind::Digits => (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
             .then_some(())
             .ok_or_else(|| "expected digits only (e.g. 225)".to_owned()),

@@ -9,6 +9,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::connect;
+use crate::actions::ledger::Ledger;
+use crate::actions::{Actions, Deps};
+use crate::app::AppData;
 use crate::cli::WorkArgs;
 use crate::config::FileConfig;
 use crate::http::{self, HttpState};
@@ -119,6 +122,7 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
     let (db_cfg, failed) = connect::failed_jobs(failed_db.as_deref()).await?;
     let encrypter = connect::encrypter()?;
     let restart = restart_store().await?;
+    let actions = build_actions(file, restart.clone()).await?;
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone());
     let metrics = Arc::new(Metrics::new());
@@ -148,7 +152,7 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
         queue: queue.clone(),
         decider: Arc::new(Decider {
             options: Arc::new(options.clone()),
-            actions: Arc::new(file.actions()),
+            actions: Arc::new(actions),
             encrypter,
             limits: php::Limits::default(),
         }),
@@ -169,6 +173,35 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
         let _ = server.await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The action table of the config file, built on the app's database, its cache store and (for `email`)
+/// the sent-ledger in the queue's Redis.
+async fn build_actions(file: &FileConfig, cache: Option<CacheStore>) -> anyhow::Result<Actions> {
+    let plan = file.actions();
+    let app = AppData::from_env(&file.app).await?;
+    let ledger = if plan.uses_email() {
+        match Ledger::from_env().await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(
+                    "no sent-ledger for e-mails ({e:#}): a retried job may resend a mail"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let actions = Actions::build(&plan, &Deps { app, cache, ledger }).await?;
+    let table = actions
+        .summary()
+        .iter()
+        .map(|(name, kind)| format!("{name}={kind}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    tracing::info!(actions = %table, "actions");
+    Ok(actions)
 }
 
 /// The app's cache store, where `queue:restart` leaves its signal. Unusable settings stop the start;

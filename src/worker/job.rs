@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
-use crate::actions::{ActionError, ActionKind, Actions, JobMeta};
+use crate::actions::{ActionError, Actions, Handler, JobMeta};
 use crate::deferred::{classify, DeferredJob, JobClass};
 use crate::laravel::encrypter::Encrypter;
 use crate::laravel::exception::PhpException;
@@ -108,8 +108,8 @@ impl Decider {
         };
         info.action = job.action.clone();
         tracing::Span::current().record("action", info.action.as_str());
-        let kind = self.actions.kind_of(&job.action).clone();
-        if kind == ActionKind::Forward {
+        let kind = self.actions.handler(&job.action).clone();
+        if kind.is_forward() {
             return self.handoff(popped, "action configured as forward");
         }
         let timeout = env
@@ -167,14 +167,13 @@ impl Decider {
     /// Runs the action in its own task, so a panic is caught and a timeout cancels it.
     async fn run(
         &self,
-        kind: ActionKind,
+        kind: Handler,
         job: DeferredJob,
         payload: &Payload,
         queue: &str,
         attempt: i64,
         timeout: u64,
     ) -> RunResult {
-        let actions = Arc::clone(&self.actions);
         let uuid = payload.uuid().unwrap_or_default().to_owned();
         let id = payload.envelope().id.clone().unwrap_or_default();
         let queue = queue.to_owned();
@@ -186,7 +185,7 @@ impl Decider {
                     queue: &queue,
                     attempt,
                 };
-                actions.run(&kind, &job, meta).await
+                kind.run(&job, meta).await
             }
             .instrument(tracing::Span::current()),
         );
