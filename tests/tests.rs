@@ -1,9 +1,9 @@
 //! One integration-test binary; each topic is a module.
 
 mod actions_cache;
-mod app_data;
 mod actions_email;
 mod actions_whatsapp;
+mod app_data;
 mod config;
 mod database_queue;
 mod decode_cli;
@@ -16,5 +16,6 @@ mod ops_monitor;
 mod ops_restart;
 mod php_roundtrip;
 mod redis_queue;
+mod reliability;
 mod support;
 mod worker;
