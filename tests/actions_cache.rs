@@ -29,7 +29,7 @@ const META: JobMeta<'static> = JobMeta {
 
 /// A world whose PHP and defer-worker share the cache store `driver`; the guard deletes the world's keys
 /// on Redis DB 1 (the `cache` connection), which `World` does not clean.
-fn world(driver: &str, db: DbKind) -> (World, Db1Keys) {
+pub(crate) fn world(driver: &str, db: DbKind) -> (World, Db1Keys) {
     let mut w = World::new(db);
     let storage = w.dir.path().join("storage").display().to_string();
     w.extra.push(("CACHE_DRIVER".into(), driver.into()));
@@ -42,7 +42,7 @@ fn world(driver: &str, db: DbKind) -> (World, Db1Keys) {
     (w, guard)
 }
 
-struct Db1Keys(String);
+pub(crate) struct Db1Keys(String);
 
 impl Drop for Db1Keys {
     fn drop(&mut self) {
@@ -80,18 +80,18 @@ fn php(w: &World, args: &[&str]) -> String {
 }
 
 /// `Cache::get(key)` in PHP, as a value.
-fn php_get(w: &World, key: &str) -> Value {
+pub(crate) fn php_get(w: &World, key: &str) -> Value {
     let text = php(w, &["get", key]);
     php::unserialize(text.trim_end_matches('\n').as_bytes()).expect("PHP serialize output")
 }
 
-fn php_put(w: &World, key: &str, ttl: i64, value: &Value) {
+pub(crate) fn php_put(w: &World, key: &str, ttl: i64, value: &Value) {
     let ser = String::from_utf8(php::serialize(value)).expect("utf-8 value");
     php(w, &["put", key, &ttl.to_string(), &ser]);
 }
 
 /// Which of `keys` PHP's `Cache::has` sees.
-fn php_has(w: &World, keys: &[String]) -> Vec<bool> {
+pub(crate) fn php_has(w: &World, keys: &[String]) -> Vec<bool> {
     let mut args = vec!["has"];
     args.extend(keys.iter().map(String::as_str));
     php(w, &args).lines().map(|l| l == "1").collect()

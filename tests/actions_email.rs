@@ -25,8 +25,8 @@ const USER: &str = "mailer";
 const PASSWORD: &str = "s3cret-pass";
 
 /// A CA and a server certificate for 127.0.0.1 / localhost signed by it, made with the openssl CLI.
-struct Certs {
-    ca: PathBuf,
+pub(crate) struct Certs {
+    pub(crate) ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
 }
@@ -44,7 +44,7 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-fn make_certs(dir: &Path) -> Certs {
+pub(crate) fn make_certs(dir: &Path) -> Certs {
     let ec = [
         "-newkey",
         "ec",
@@ -110,17 +110,17 @@ fn make_certs(dir: &Path) -> Certs {
 }
 
 /// The SMTP server process; killed (by its own pid) and reaped on drop.
-struct Smtp {
+pub(crate) struct Smtp {
     child: Child,
     _stdin: ChildStdin,
-    port: u16,
+    pub(crate) port: u16,
     maildir: PathBuf,
     rules: PathBuf,
 }
 
 impl Smtp {
     /// `tls`: starttls | implicit; `extra`: more server flags.
-    fn start(dir: &Path, certs: &Certs, tls: &str, extra: &[&str]) -> Smtp {
+    pub(crate) fn start(dir: &Path, certs: &Certs, tls: &str, extra: &[&str]) -> Smtp {
         let maildir = dir.join(format!("mail-{}", uuid::Uuid::new_v4().simple()));
         let rules = maildir.with_extension("rules.json");
         let auth = format!("{USER}:{PASSWORD}");
@@ -180,7 +180,7 @@ impl Smtp {
 
     /// The accepted mails, in arrival order: the server's JSON record (envelope, TLS, login and the
     /// message as Python's e-mail parser reads it) plus the raw `.eml`.
-    fn mails(&self) -> Vec<(Json, String)> {
+    pub(crate) fn mails(&self) -> Vec<(Json, String)> {
         let Ok(dir) = std::fs::read_dir(&self.maildir) else {
             return Vec::new();
         };

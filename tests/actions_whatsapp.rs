@@ -197,7 +197,7 @@ impl Stage {
     }
 }
 
-fn ok(wamid: &str) -> ResponseTemplate {
+pub(crate) fn ok(wamid: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": "2250707000001", "wa_id": "2250707000001"}],
@@ -205,7 +205,7 @@ fn ok(wamid: &str) -> ResponseTemplate {
     }))
 }
 
-fn meta_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
+pub(crate) fn meta_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({
         "error": {
             "message": message,

@@ -1,6 +1,7 @@
 //! One integration-test binary; each topic is a module.
 
 mod actions_cache;
+mod actions_e2e;
 mod actions_email;
 mod actions_whatsapp;
 mod app_data;
