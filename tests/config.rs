@@ -361,3 +361,34 @@ fn config_help_has_examples() {
         "{help}"
     );
 }
+
+#[test]
+fn config_shows_the_action_table_with_defaults_and_masks_the_lookup_database() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("defer-worker.toml"),
+        "[app]\ndatabase_url = \"mysql://reader:hunter2@replica:3306/app\"\n\
+         [actions.email_notification]\nkind = \"log\"\n",
+    )
+    .unwrap();
+    let (json, out) = config_json(dir.path(), &[], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = json.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert_eq!(
+        row(&json, "app.database_url").0.as_deref(),
+        Some("mysql://reader:***@replica:3306/app")
+    );
+    let (kind, source) = row(&json, "actions.email_notification");
+    assert_eq!(kind.as_deref(), Some("log"));
+    assert!(source.contains("[actions.email_notification]"), "{source}");
+    let (kind, source) = row(&json, "actions.whatsapp_notification");
+    assert_eq!(kind.as_deref(), Some("whatsapp"));
+    assert!(source.starts_with("default"), "{source}");
+    assert_eq!(value(&json, "actions.*"), "warn");
+    assert_eq!(value(&json, "app.max_connections"), "16");
+}

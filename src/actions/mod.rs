@@ -67,6 +67,22 @@ pub enum ActionKind {
     CacheWarming(CacheWarmingOptions),
 }
 
+impl ActionKind {
+    /// The kind's name as the config file writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionKind::Log { .. } => "log",
+            ActionKind::Forward => "forward",
+            ActionKind::Fail { .. } => "fail",
+            ActionKind::Warn => "warn",
+            ActionKind::Whatsapp(_) => "whatsapp",
+            ActionKind::Email(_) => "email",
+            ActionKind::Analytics(_) => "analytics",
+            ActionKind::CacheWarming(_) => "cache_warming",
+        }
+    }
+}
+
 fn default_fail_message() -> String {
     "action is configured to fail".to_owned()
 }

@@ -62,8 +62,14 @@ pub struct AppSection {
     /// A separate connection for the lookups (e.g. a read-only user or a replica), in `DATABASE_URL`
     /// form (`mysql://user:pass@host:3306/db`, `pgsql://…`, `sqlite:/path`). Default: the app's DB_*.
     pub database_url: Option<String>,
+    /// Connections per pool for the lookups and the log writes (default 16): jobs in flight beyond it
+    /// wait for a connection.
+    pub max_connections: Option<u32>,
     pub queries: AppQueries,
 }
+
+/// Default of `[app] max_connections`.
+pub const APP_MAX_CONNECTIONS: u32 = 16;
 
 /// An order with what the actions need around it.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,13 +183,14 @@ impl AppData {
             (None, Some(a)) => (a.clone(), a),
             (Some(r), Some(a)) => (r, a),
         };
-        let read = Db::connect_lazy(&read_cfg)
+        let pool = section.max_connections.unwrap_or(APP_MAX_CONNECTIONS);
+        let read = Db::connect_lazy_sized(&read_cfg, pool)
             .await
             .with_context(|| format!("the app database {read_cfg}"))?;
         let write = if write_cfg == read_cfg {
             read.clone()
         } else {
-            Db::connect_lazy(&write_cfg)
+            Db::connect_lazy_sized(&write_cfg, pool)
                 .await
                 .with_context(|| format!("the app database {write_cfg}"))?
         };

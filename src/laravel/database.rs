@@ -440,16 +440,22 @@ impl Db {
     /// Opens a pool of at most 4 connections and checks that one connection works, so a wrong
     /// host or password is reported now. Later outages surface as errors from each query.
     pub async fn connect(cfg: &DbConfig) -> Result<Db, DbError> {
-        Self::open(cfg, false).await
+        Self::open(cfg, false, MAX_CONNECTIONS).await
     }
 
     /// Like [`Db::connect`] but opens no connection until the first query, so the caller can start
     /// while the database is down. Only unusable settings are reported here.
     pub async fn connect_lazy(cfg: &DbConfig) -> Result<Db, DbError> {
-        Self::open(cfg, true).await
+        Self::open(cfg, true, MAX_CONNECTIONS).await
     }
 
-    async fn open(cfg: &DbConfig, lazy: bool) -> Result<Db, DbError> {
+    /// [`Db::connect_lazy`] with a pool of up to `max_connections` (the app's lookups, which run on
+    /// every job, need more than failed_jobs does).
+    pub async fn connect_lazy_sized(cfg: &DbConfig, max_connections: u32) -> Result<Db, DbError> {
+        Self::open(cfg, true, max_connections.max(1)).await
+    }
+
+    async fn open(cfg: &DbConfig, lazy: bool, max_connections: u32) -> Result<Db, DbError> {
         let failed = |e: sqlx::Error| DbError::Connect {
             target: cfg.masked.clone(),
             reason: e.to_string(),
@@ -467,7 +473,7 @@ impl Db {
                     opts = opts.charset("utf8mb4").collation("utf8mb4_unicode_ci");
                 }
                 let pool = MySqlPoolOptions::new()
-                    .max_connections(MAX_CONNECTIONS)
+                    .max_connections(max_connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .idle_timeout(IDLE_TIMEOUT);
                 Db::MySql(if lazy {
@@ -479,7 +485,7 @@ impl Db {
             DbKind::Postgres => {
                 let opts = PgConnectOptions::from_str(&cfg.url).map_err(failed)?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(MAX_CONNECTIONS)
+                    .max_connections(max_connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .idle_timeout(IDLE_TIMEOUT);
                 Db::Postgres(if lazy {
@@ -503,7 +509,7 @@ impl Db {
                     }
                 }
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(MAX_CONNECTIONS)
+                    .max_connections(max_connections)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .idle_timeout(IDLE_TIMEOUT);
                 Db::Sqlite(if lazy {

@@ -7,6 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::actions::Origin;
+use crate::app::orders::APP_MAX_CONNECTIONS;
+use crate::config::catalogue::mask_url_password;
 use crate::config::report::{Group, Report, Row};
 use crate::config::{self, Settings, Source};
 use crate::ops::connect::DEFAULT_FAILED_DB;
@@ -161,20 +164,41 @@ fn worker_group(settings: &Settings) -> Group {
             });
         }
     }
-    for (action, kind) in &file.actions {
+    let plan = file.actions();
+    for (action, (kind, origin)) in &plan.by_name {
         rows.push(Row {
             key: format!("actions.{action}"),
-            value: Some(format!("{kind:?}")),
-            source: format!("{from_file} [actions]"),
+            value: Some(kind.name().to_owned()),
+            source: match origin {
+                Origin::Config => format!("{from_file} [actions.{action}]"),
+                Origin::Default => {
+                    "default (the app's action; forward if its database or cache store is missing)"
+                        .to_owned()
+                }
+            },
         });
     }
-    if !file.actions.contains_key("*") {
+    rows.push(Row {
+        key: "actions.*".to_owned(),
+        value: Some(plan.unlisted.name().to_owned()),
+        source: if file.actions.contains_key("*") {
+            format!("{from_file} [actions.\"*\"]")
+        } else {
+            Source::Default.to_string()
+        },
+    });
+    if let Some(url) = file.app.database_url.as_deref().filter(|u| !u.is_empty()) {
         rows.push(Row {
-            key: "actions.*".to_owned(),
-            value: Some("Forward".to_owned()),
-            source: Source::Default.to_string(),
+            key: "app.database_url".to_owned(),
+            value: Some(mask_url_password(url)),
+            source: format!("{from_file} [app]"),
         });
     }
+    rows.push(row(
+        "app.max_connections",
+        file.app.max_connections.map(|v| v.to_string()),
+        APP_MAX_CONNECTIONS.to_string(),
+    ));
     Group {
         name: "worker".to_owned(),
         rows,
