@@ -328,6 +328,7 @@ def main():
     ap.add_argument("--skip-php", action="store_true", help="only defer-worker and Redis (no ratios)")
     ap.add_argument("--io-jobs", type=int, default=10_000, help="WhatsApp jobs for the I/O-bound run (0: skip)")
     ap.add_argument("--io-concurrency", type=int, default=256)
+    ap.add_argument("--only", choices=["io"], help="run only this part (e.g. to tune it)")
     args = ap.parse_args()
 
     storage = tempfile.mkdtemp(prefix="dw-bench-")
@@ -338,6 +339,12 @@ def main():
 
     rows = {"php": [], "ours": [], "redis": []}
     io_runs = []
+    if args.only == "io":
+        runs = [io_bound(args, env, storage) for _ in range(args.runs)]
+        print("whatsapp io jobs/s:", ", ".join(f"{r['jobs_s']:.0f}" for r in runs),
+              f"(median {median(runs, 'jobs_s'):.0f}; RSS {median(runs, 'rss_mb'):.1f} MB, "
+              f"CPU {median(runs, 'cpu_ms_job'):.3f} ms/job)")
+        return
     for i in range(args.runs):
         if not args.skip_php:
             rows["php"].append(drain(args, env, storage, seed, "php"))
