@@ -343,13 +343,16 @@ fn assert_each_done_once(workers: &[WorkerProc], sent: &[String]) {
 fn rust_dispatch(w: &World, queue: &str, count: usize) -> Vec<String> {
     (0..count)
         .map(|_| {
-            let out = Command::new(env!("CARGO_BIN_EXE_defer-worker"))
-                .args(["dispatch", "cache_warming", "--data={\"vendor_id\":9}"])
-                .arg(format!("--queue={queue}"))
-                .env_clear()
-                .envs(w.env())
-                .output()
-                .expect("defer-worker dispatch");
+            let queue = format!("--queue={queue}");
+            let out = defer_worker(
+                w,
+                &[
+                    "dispatch",
+                    "cache_warming",
+                    "--data={\"vendor_id\":9}",
+                    &queue,
+                ],
+            );
             assert!(
                 out.status.success(),
                 "dispatch: {}",
@@ -588,6 +591,59 @@ fn workers_follow_a_slot_migrated_under_them_and_refuse_untagged_queues() {
     // The first two already stopped.
     stop(&mut workers[2..]);
     assert!(w.failed().is_empty());
+
+    // monitor and clear speak the cluster too (MULTI snapshot and clear script on the slot's node).
+    w.dispatch("cache_warming", r#"{"vendor_id":11}"#, QUEUES[2], 3);
+    let out = defer_worker(&w, &["monitor", &QUEUES.join(","), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("monitor JSON");
+    let sizes: Vec<(String, u64)> = stats
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|q| {
+            (
+                q["queue"].as_str().expect("queue").to_owned(),
+                q["size"].as_u64().expect("size"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            (QUEUES[0].to_owned(), 0),
+            (QUEUES[1].to_owned(), 0),
+            (QUEUES[2].to_owned(), 3)
+        ]
+    );
+    let out = defer_worker(&w, &["clear", "--queue", QUEUES[2], "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(cluster.queue_entries(&w.prefix, QUEUES[2]), 0);
+    let out = defer_worker(&w, &["monitor", "default", "--json"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hash tag"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `defer-worker <args>` with the world's environment.
+fn defer_worker(w: &World, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_defer-worker"))
+        .args(args)
+        .env_clear()
+        .envs(w.env())
+        .output()
+        .expect("defer-worker")
 }
 
 /// `defer-worker config --json` with the given environment (no cluster needed: config only reads).
