@@ -706,11 +706,19 @@ fn config_shows_the_cluster_and_flags_an_untagged_default_queue() {
     let (json, _) = config_report(&[
         ("REDIS_CLUSTER_NODES", "10.0.0.1:7000"),
         ("REDIS_QUEUE", "{default}"),
+        ("CACHE_DRIVER", "redis"),
     ]);
     assert!(
         !json["problems"].to_string().contains("hash tag"),
         "{}",
         json["problems"]
+    );
+    assert!(
+        json["notes"]
+            .to_string()
+            .contains("CACHE_DRIVER=redis with the queue on Redis Cluster"),
+        "{}",
+        json["notes"]
     );
     let (json, _) = config_report(&[("REDIS_QUEUE", "default")]);
     assert_eq!(report_value(&json, "redis.cluster"), "no (single server)");

@@ -340,6 +340,14 @@ fn derive(
             )
         }
     };
+    let queue_on_cluster = RedisConfig::from_env(&lookup).is_ok_and(|c| c.is_cluster());
+    if queue_on_cluster && driver.eq_ignore_ascii_case("redis") {
+        report.notes.push(format!(
+            "{driver_from}=redis with the queue on Redis Cluster: the redis cache store (restart \
+             signal, cache actions) still connects to the single server REDIS_HOST/REDIS_PORT, \
+             database REDIS_CACHE_DB; point those at a standalone Redis or use the file or database store"
+        ));
+    }
     rows.push((
         CACHE,
         derived_row("cache.store", driver.clone(), driver_from),
