@@ -112,6 +112,7 @@ async fn start(w: &World, redis_url: &str) -> Server {
     let queue = RedisQueue::connect(&RedisConfig {
         url: redis_url.to_owned(),
         prefix: w.prefix.clone(),
+        cluster_nodes: Vec::new(),
     })
     .await
     .expect("Redis");

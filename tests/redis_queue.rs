@@ -28,6 +28,7 @@ impl Ctx {
         let cfg = RedisConfig {
             url: REDIS_URL.to_owned(),
             prefix: prefix.clone(),
+            cluster_nodes: Vec::new(),
         };
         let queue = RedisQueue::connect(&cfg)
             .await
@@ -560,6 +561,7 @@ async fn connecting_to_a_closed_port_is_a_connection_error_naming_the_endpoint()
     let cfg = RedisConfig {
         url: "redis://:topsecret@127.0.0.1:1/0".to_owned(),
         prefix: "dwtest_closed_".to_owned(),
+        cluster_nodes: Vec::new(),
     };
     let err = RedisQueue::connect(&cfg)
         .await

@@ -16,6 +16,7 @@ mod ops_failed;
 mod ops_monitor;
 mod ops_restart;
 mod php_roundtrip;
+mod redis_cluster;
 mod redis_queue;
 mod reliability;
 mod support;

@@ -17,16 +17,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisError;
 
 use crate::actions::ActionError;
 use crate::laravel::redis_config::RedisConfig;
+use crate::laravel::redis_conn::RedisConn;
 
 /// How long a job's record is kept after its last step: longer than any sane retry schedule.
 pub const LEDGER_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The ledger could not be read or written. Retrying later may succeed.
@@ -58,7 +57,7 @@ impl From<LedgerError> for ActionError {
 /// Steps already done per job, in Redis. Cheap to clone (one shared reconnecting connection).
 #[derive(Clone)]
 pub struct Ledger {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: Arc<str>,
     ttl: Duration,
 }
@@ -81,13 +80,7 @@ impl Ledger {
             endpoint: endpoint.clone(),
             source,
         };
-        let client = redis::Client::open(cfg.url.as_str()).map_err(connect_err)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(RESPONSE_TIMEOUT)
-            .set_number_of_retries(1)
-            .set_max_delay(1_000);
-        let conn = ConnectionManager::new_with_config(client, config)
+        let conn = RedisConn::open(cfg, RESPONSE_TIMEOUT)
             .await
             .map_err(connect_err)?;
         Ok(Self::new(conn, &cfg.prefix))
@@ -101,10 +94,11 @@ impl Ledger {
         Ok(Self::connect(&cfg).await?)
     }
 
-    /// On an existing connection; `prefix` is the Redis key prefix (`REDIS_PREFIX`).
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Ledger {
+    /// On an existing connection (a `ConnectionManager` or a [`RedisConn`]); `prefix` is the Redis
+    /// key prefix (`REDIS_PREFIX`).
+    pub fn new(conn: impl Into<RedisConn>, prefix: &str) -> Ledger {
         Ledger {
-            conn,
+            conn: conn.into(),
             prefix: Arc::from(prefix),
             ttl: LEDGER_TTL,
         }

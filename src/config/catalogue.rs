@@ -126,6 +126,8 @@ pub const CATALOGUE: &[KeyDef] = &[
     def(REDIS, "REDIS_PASSWORD", None, Kind::Secret, "password (null: none)"),
     def(REDIS, "REDIS_DB", Some("0"), Kind::Uint, "database of the queue connection"),
     def(REDIS, "REDIS_CACHE_DB", Some("1"), Kind::Uint, "database of the redis cache store"),
+    def(REDIS, "REDIS_CLUSTER", Some("redis"), Kind::OneOf(&["redis", "predis"]), "Laravel's options.cluster; with REDIS_CLUSTER_NODES only redis (native Redis Cluster) works"),
+    def(REDIS, "REDIS_CLUSTER_NODES", None, Kind::Text, "Redis Cluster seed nodes (host:port, comma separated), Laravel's clusters.default; queue names then need a {hash tag}"),
     def(REDIS, "REDIS_PREFIX", None, Kind::Text, "key prefix; default slug(APP_NAME, '_') + _database_"),
     def(DB, "QUEUE_FAILED_DRIVER", Some("database-uuids"), Kind::Text, "only database-uuids is written"),
     def(DB, "DB_CONNECTION", Some("mysql"), Kind::OneOf(CONNECTIONS), "mysql, mariadb, pgsql or sqlite"),

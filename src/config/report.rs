@@ -179,14 +179,30 @@ fn derive(
             rows.push((
                 REDIS,
                 derived_row(
-                    "redis.queue_key",
-                    format!(
-                        "{}queues:{}",
-                        cfg.prefix,
-                        env_or(settings, "REDIS_QUEUE", "default")
-                    ),
-                    "the prefix and REDIS_QUEUE",
+                    "redis.cluster",
+                    if cfg.is_cluster() {
+                        format!("yes, {} seed node(s)", cfg.cluster_nodes.len())
+                    } else {
+                        "no (single server)".to_owned()
+                    },
+                    "REDIS_CLUSTER_NODES, REDIS_CLUSTER",
                 ),
+            ));
+            let queue = env_or(settings, "REDIS_QUEUE", "default");
+            let queue_key = format!("{}queues:{queue}", cfg.prefix);
+            if cfg.is_cluster() && crate::laravel::redis_config::hash_tag(&queue_key).is_none() {
+                report.problems.push(problem_for(
+                    settings,
+                    "REDIS_QUEUE",
+                    format!(
+                        "on Redis Cluster every queue name needs a {{hash tag}} so its keys share a slot: \
+                         REDIS_QUEUE={queue:?} has none; use e.g. {{{queue}}} in the app and in work --queue"
+                    ),
+                ));
+            }
+            rows.push((
+                REDIS,
+                derived_row("redis.queue_key", queue_key, "the prefix and REDIS_QUEUE"),
             ));
         }
         Err(err) => report.problems.push(redis_problem(settings, &err)),
@@ -324,6 +340,14 @@ fn derive(
             )
         }
     };
+    let queue_on_cluster = RedisConfig::from_env(&lookup).is_ok_and(|c| c.is_cluster());
+    if queue_on_cluster && driver.eq_ignore_ascii_case("redis") {
+        report.notes.push(format!(
+            "{driver_from}=redis with the queue on Redis Cluster: the redis cache store (restart \
+             signal, cache actions) still connects to the single server REDIS_HOST/REDIS_PORT, \
+             database REDIS_CACHE_DB; point those at a standalone Redis or use the file or database store"
+        ));
+    }
     rows.push((
         CACHE,
         derived_row("cache.store", driver.clone(), driver_from),
@@ -398,7 +422,7 @@ fn derive(
 
 fn redis_problem(settings: &Settings, err: &RedisConfigError) -> ConfigProblem {
     let key = match err {
-        RedisConfigError::Invalid { var, .. } => var,
+        RedisConfigError::Invalid { var, .. } | RedisConfigError::Conflict { var, .. } => var,
         RedisConfigError::BadUrl { .. } => "REDIS_URL",
     };
     problem_for(settings, key, format!("invalid Redis settings: {err}"))

@@ -11,4 +11,5 @@ pub mod failed_jobs;
 pub mod payload;
 pub mod queue;
 pub mod redis_config;
+pub mod redis_conn;
 pub mod redis_queue;

@@ -13,6 +13,9 @@ pub struct RedisConfig {
     pub url: String,
     /// Prepended to every key, like phpredis's `OPT_PREFIX` (e.g. `restrosaas_database_`).
     pub prefix: String,
+    /// Redis Cluster seed nodes (`redis://…` URLs sharing the user, password and TLS of `url`), as
+    /// Laravel's `clusters.default` list declares them. Empty: a single server at `url`.
+    pub cluster_nodes: Vec<String>,
 }
 
 /// A setting that cannot be turned into a connection URL. Names the variable to fix; never
@@ -26,6 +29,9 @@ pub enum RedisConfigError {
         value: String,
         reason: &'static str,
     },
+    /// A combination of settings that cannot work together (e.g. a cluster with `REDIS_DB=3`).
+    #[error("{var}: {reason}")]
+    Conflict { var: &'static str, reason: String },
     /// `REDIS_URL` cannot be parsed; the URL is shown with its password masked.
     #[error("REDIS_URL {masked} is not a valid Redis URL: {reason}")]
     BadUrl { masked: String, reason: String },
@@ -64,6 +70,8 @@ impl RedisConfig {
             apply_url(&mut parts, &url)?;
         }
 
+        let cluster_nodes = cluster_nodes(&env, &parts)?;
+
         let prefix = match env("REDIS_PREFIX") {
             Some(prefix) => prefix,
             None => {
@@ -82,13 +90,114 @@ impl RedisConfig {
         Ok(RedisConfig {
             url: parts.into_url()?,
             prefix,
+            cluster_nodes,
         })
     }
 
-    /// The URL with any password replaced by `***`, for logs and error messages.
-    pub fn masked_url(&self) -> String {
-        mask_url(&self.url)
+    /// True when the queue's Redis is a Redis Cluster (`REDIS_CLUSTER_NODES` is set).
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_nodes.is_empty()
     }
+
+    /// The URL with any password replaced by `***`, for logs and error messages; for a cluster,
+    /// `cluster[<seed>, …]`.
+    pub fn masked_url(&self) -> String {
+        if self.is_cluster() {
+            let nodes: Vec<String> = self.cluster_nodes.iter().map(|n| mask_url(n)).collect();
+            format!("cluster[{}]", nodes.join(", "))
+        } else {
+            mask_url(&self.url)
+        }
+    }
+}
+
+/// The seed nodes of a Redis Cluster, from `REDIS_CLUSTER_NODES` (`host:port` or `redis://` /
+/// `rediss://` URLs, comma or space separated). They are what Laravel's
+/// `config/database.php` lists under `redis.clusters.default`; each inherits the user,
+/// password and TLS of the single-server settings (`REDIS_USERNAME`, `REDIS_PASSWORD`,
+/// `REDIS_SCHEME`), as Laravel merges the same `options` into every cluster node.
+///
+/// `REDIS_CLUSTER` is Laravel's `options.cluster`: `redis` (the default) is Redis Cluster itself;
+/// `predis` means predis's client-side sharding, which is not Redis Cluster and is refused.
+fn cluster_nodes(
+    env: &dyn Fn(&str) -> Option<String>,
+    parts: &Parts,
+) -> Result<Vec<String>, RedisConfigError> {
+    let Some(list) = env("REDIS_CLUSTER_NODES").filter(|l| !l.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    if let Some(mode) = env("REDIS_CLUSTER").filter(|m| !m.eq_ignore_ascii_case("redis")) {
+        return Err(RedisConfigError::Invalid {
+            var: "REDIS_CLUSTER",
+            value: mode,
+            reason: "with REDIS_CLUSTER_NODES only `redis` (native Redis Cluster) is supported; \
+                     predis client-side sharding is not",
+        });
+    }
+    if parts.database != "0" {
+        return Err(RedisConfigError::Conflict {
+            var: "REDIS_DB",
+            reason: format!(
+                "Redis Cluster has only database 0, but REDIS_DB={} (unset it with REDIS_CLUSTER_NODES)",
+                parts.database
+            ),
+        });
+    }
+    let mut nodes = Vec::new();
+    for node in list
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let mut p = parts.clone();
+        p.database = "0".to_owned();
+        if node.contains("://") {
+            apply_url(&mut p, node).map_err(|_| RedisConfigError::Invalid {
+                var: "REDIS_CLUSTER_NODES",
+                value: mask_url(node),
+                reason: "expected host:port or a redis:// / rediss:// URL",
+            })?;
+        } else {
+            let (host, port) = node
+                .rsplit_once(':')
+                .ok_or_else(|| RedisConfigError::Invalid {
+                    var: "REDIS_CLUSTER_NODES",
+                    value: node.to_owned(),
+                    reason: "expected host:port",
+                })?;
+            p.host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            p.port = port.to_owned();
+        }
+        if p.host.starts_with('/') {
+            return Err(RedisConfigError::Invalid {
+                var: "REDIS_CLUSTER_NODES",
+                value: node.to_owned(),
+                reason: "cluster nodes are TCP host:port, not Unix sockets",
+            });
+        }
+        let url = p.into_url().map_err(|e| match e {
+            RedisConfigError::Invalid { value, reason, .. } => RedisConfigError::Invalid {
+                var: "REDIS_CLUSTER_NODES",
+                value,
+                reason,
+            },
+            other => other,
+        })?;
+        nodes.push(url);
+    }
+    Ok(nodes)
+}
+
+/// The hash tag of a Redis key as Redis Cluster computes the slot from it: the text between the
+/// first `{` and the first `}` after it, when not empty. Keys with the same tag share a slot.
+pub fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
 }
 
 impl fmt::Display for RedisConfig {
@@ -244,6 +353,7 @@ fn parse_scheme(scheme: &str) -> Option<bool> {
     }
 }
 
+#[derive(Clone)]
 struct Parts {
     tls: bool,
     host: String,
@@ -585,6 +695,58 @@ mod tests {
             text.contains("REDIS_URL") && !text.contains("topsecret"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn cluster_nodes_inherit_auth_and_tls() {
+        let c = cfg(&[
+            (
+                "REDIS_CLUSTER_NODES",
+                "10.0.0.1:7000, 10.0.0.2:7001,rediss://h3:7002",
+            ),
+            ("REDIS_PASSWORD", "pw"),
+        ])
+        .expect("valid");
+        assert!(c.is_cluster());
+        assert_eq!(
+            c.cluster_nodes,
+            [
+                "redis://:pw@10.0.0.1:7000/0",
+                "redis://:pw@10.0.0.2:7001/0",
+                "rediss://:pw@h3:7002/0"
+            ]
+        );
+        assert!(!c.masked_url().contains("pw@"), "{}", c.masked_url());
+        assert!(c.masked_url().starts_with("cluster["), "{}", c.masked_url());
+        let c = cfg(&[("REDIS_CLUSTER", "redis")]).expect("valid");
+        assert!(
+            !c.is_cluster(),
+            "REDIS_CLUSTER alone is Laravel's default option, not a cluster"
+        );
+    }
+
+    #[test]
+    fn cluster_refuses_predis_sharding_other_databases_and_bad_nodes() {
+        let err = cfg(&[("REDIS_CLUSTER_NODES", "h:1"), ("REDIS_CLUSTER", "predis")])
+            .expect_err("predis");
+        assert!(err.to_string().contains("REDIS_CLUSTER="), "{err}");
+        let err = cfg(&[("REDIS_CLUSTER_NODES", "h:1"), ("REDIS_DB", "2")]).expect_err("db");
+        assert!(err.to_string().contains("REDIS_DB"), "{err}");
+        let err = cfg(&[("REDIS_CLUSTER_NODES", "h")]).expect_err("no port");
+        assert!(err.to_string().contains("REDIS_CLUSTER_NODES"), "{err}");
+        let err = cfg(&[("REDIS_CLUSTER_NODES", "h:x")]).expect_err("bad port");
+        assert!(err.to_string().contains("REDIS_CLUSTER_NODES"), "{err}");
+    }
+
+    #[test]
+    fn hash_tags_follow_redis_rules() {
+        assert_eq!(hash_tag("p_queues:{whatsapp}"), Some("whatsapp"));
+        assert_eq!(hash_tag("p_queues:{whatsapp}:notify"), Some("whatsapp"));
+        assert_eq!(hash_tag("p_queues:a{b}c{d}"), Some("b"));
+        assert_eq!(hash_tag("p_queues:{}x{y}"), None);
+        assert_eq!(hash_tag("p_queues:{open"), None);
+        assert_eq!(hash_tag("p_queues:default"), None);
+        assert_eq!(hash_tag("{app}queues:default"), Some("app"));
     }
 
     #[test]

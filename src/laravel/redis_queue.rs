@@ -12,20 +12,19 @@
 //! and can never be rebuilt from the original, so callers must hand back the exact reserved bytes
 //! that [`RedisQueue::pop`] returned.
 //!
-//! Redis Cluster: every script touches the keys of one queue, which share a slot only if the
-//! queue name carries a `{hash tag}`; [`RedisQueue::handoff`] touches two queues.
+//! Redis Cluster (`REDIS_CLUSTER_NODES`): every script touches the keys of one queue, which share a
+//! slot only if the queue name carries a `{hash tag}`, so on a cluster every operation refuses a
+//! queue whose key has none ([`QueueError::NoHashTag`]); [`RedisQueue::handoff`] touches two queues
+//! and needs both in one tag. BLPOP over queues in several slots waits on each slot at once.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, RedisError, Script, Value};
+use redis::{RedisError, Script, Value};
 
-use super::redis_config::RedisConfig;
-
-/// How long to wait for a TCP/TLS connection to Redis.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use super::redis_config::{hash_tag, RedisConfig};
+use super::redis_conn::RedisConn;
 /// Bound on one non-blocking command or script; guards against a hung server.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time granted to a BLPOP beyond its own timeout before the connection is presumed dead.
@@ -102,6 +101,20 @@ pub enum QueueError {
         #[source]
         source: RedisError,
     },
+    /// On Redis Cluster, a queue whose keys would not share one slot.
+    #[error(
+        "queue {queue:?} cannot be used on Redis Cluster: its key {key} has no {{hash tag}}, so \
+         its ready list, :delayed, :reserved and :notify may live on different nodes and the \
+         queue's scripts would fail with CROSSSLOT; name the queue with a hash tag, e.g. \
+         \"{{{queue}}}\", in the app (onQueue / REDIS_QUEUE) and in work --queue"
+    )]
+    NoHashTag { queue: String, key: String },
+    /// On Redis Cluster, an operation over two queues whose keys are in different slots.
+    #[error(
+        "queues {from:?} and {to:?} have different hash tags, so on Redis Cluster they may live \
+         on different nodes and cannot be changed in one script; give them the same {{tag}}"
+    )]
+    CrossSlot { from: String, to: String },
     /// Redis answered something the protocol does not allow.
     #[error("unexpected Redis reply to {op} on {key}: {detail}")]
     Reply {
@@ -189,13 +202,13 @@ impl Scripts {
 /// the reconnecting connection, the scripts and the pool of blocking connections.
 #[derive(Clone)]
 pub struct RedisQueue {
-    conn: ConnectionManager,
-    client: redis::Client,
+    conn: RedisConn,
+    cfg: Arc<RedisConfig>,
     prefix: Arc<str>,
     endpoint: Arc<str>,
     scripts: Arc<Scripts>,
     /// Idle connections for BLPOP, which would stall every other command on a shared one.
-    blocking: Arc<Mutex<Vec<MultiplexedConnection>>>,
+    blocking: Arc<Mutex<Vec<RedisConn>>>,
 }
 
 impl fmt::Debug for RedisQueue {
@@ -226,19 +239,12 @@ impl RedisQueue {
             endpoint: endpoint.clone(),
             source,
         };
-        let client = redis::Client::open(cfg.url.as_str()).map_err(connect_err)?;
-        // Few, short retries: the worker's own loop backs off and retries for longer.
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(RESPONSE_TIMEOUT)
-            .set_number_of_retries(1)
-            .set_max_delay(1_000);
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
+        let conn = RedisConn::open(cfg, RESPONSE_TIMEOUT)
             .await
             .map_err(connect_err)?;
         Ok(RedisQueue {
             conn,
-            client,
+            cfg: Arc::new(cfg.clone()),
             prefix: Arc::from(cfg.prefix.as_str()),
             endpoint: Arc::from(endpoint.as_str()),
             scripts: Arc::new(Scripts::load()),
@@ -256,6 +262,29 @@ impl RedisQueue {
         format!("{}queues:{queue}", self.prefix)
     }
 
+    /// True when connected to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cfg.is_cluster()
+    }
+
+    /// Ok when `queue` can be used on this connection: always on a single server; on a cluster
+    /// only when its key carries a `{hash tag}` (in the queue name, or in the prefix).
+    pub fn check_queue(&self, queue: &str) -> Result<(), QueueError> {
+        self.queue_key(queue).map(drop)
+    }
+
+    /// [`RedisQueue::key`], refused on a cluster when the queue's keys would not share a slot.
+    fn queue_key(&self, queue: &str) -> Result<String, QueueError> {
+        let key = self.key(queue);
+        if self.is_cluster() && hash_tag(&key).is_none() {
+            return Err(QueueError::NoHashTag {
+                queue: queue.to_owned(),
+                key,
+            });
+        }
+        Ok(key)
+    }
+
     /// Reserves up to `max` jobs from the head of `queue` until now + `retry_after`, bumping
     /// `attempts` in each reserved copy and consuming one notify token per job. FIFO order.
     ///
@@ -271,7 +300,7 @@ impl RedisQueue {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let key = self.key(queue);
+        let key = self.queue_key(queue)?;
         let reply: Vec<Value> = self
             .scripts
             .pop
@@ -315,7 +344,7 @@ impl RedisQueue {
     /// Removes a finished (or failed) job's reservation, like `RedisJob::delete`.
     /// False when it was no longer reserved (its reservation expired and it was re-queued).
     pub async fn delete_reserved(&self, queue: &str, reserved: &[u8]) -> Result<bool, QueueError> {
-        let key = format!("{}:reserved", self.key(queue));
+        let key = format!("{}:reserved", self.queue_key(queue)?);
         let removed: i64 = redis::cmd("ZREM")
             .arg(&key)
             .arg(reserved)
@@ -334,7 +363,7 @@ impl RedisQueue {
         reserved: &[u8],
         until: i64,
     ) -> Result<bool, QueueError> {
-        let key = format!("{}:reserved", self.key(queue));
+        let key = format!("{}:reserved", self.queue_key(queue)?);
         let changed: i64 = redis::cmd("ZADD")
             .arg(&key)
             .arg("XX")
@@ -357,7 +386,7 @@ impl RedisQueue {
         reserved: &[u8],
         delay_secs: u64,
     ) -> Result<bool, QueueError> {
-        let key = self.key(queue);
+        let key = self.queue_key(queue)?;
         let moved: i64 = self
             .scripts
             .release
@@ -375,7 +404,7 @@ impl RedisQueue {
     /// oldest first and at most `limit` per set (negative = all, Laravel's `migration_batch_size`).
     /// Returns how many were moved in total.
     pub async fn migrate(&self, queue: &str, limit: i64) -> Result<u64, QueueError> {
-        let key = self.key(queue);
+        let key = self.queue_key(queue)?;
         let limit = limit.max(-1);
         let now = unix_now();
         let mut moved = 0;
@@ -399,7 +428,7 @@ impl RedisQueue {
     /// Appends a payload to the ready list with a notify token, like `RedisQueue::pushRaw`.
     /// The payload must be valid JSON with `"attempts":0` for PHP workers to accept it.
     pub async fn push_raw(&self, queue: &str, payload: &[u8]) -> Result<(), QueueError> {
-        let key = self.key(queue);
+        let key = self.queue_key(queue)?;
         self.scripts
             .push
             .key(&key)
@@ -417,7 +446,7 @@ impl RedisQueue {
         payload: &[u8],
         available_at: i64,
     ) -> Result<(), QueueError> {
-        let key = format!("{}:delayed", self.key(queue));
+        let key = format!("{}:delayed", self.queue_key(queue)?);
         redis::cmd("ZADD")
             .arg(&key)
             .arg(available_at)
@@ -437,8 +466,14 @@ impl RedisQueue {
         to_queue: &str,
         payload: &[u8],
     ) -> Result<bool, QueueError> {
-        let from = self.key(from_queue);
-        let to = self.key(to_queue);
+        let from = self.queue_key(from_queue)?;
+        let to = self.queue_key(to_queue)?;
+        if self.is_cluster() && hash_tag(&from) != hash_tag(&to) {
+            return Err(QueueError::CrossSlot {
+                from: from_queue.to_owned(),
+                to: to_queue.to_owned(),
+            });
+        }
         let moved: i64 = self
             .scripts
             .handoff
@@ -455,7 +490,7 @@ impl RedisQueue {
 
     /// Ready + delayed + reserved jobs, like `RedisQueue::size`.
     pub async fn size(&self, queue: &str) -> Result<u64, QueueError> {
-        let key = self.key(queue);
+        let key = self.queue_key(queue)?;
         self.scripts
             .size
             .key(&key)
@@ -468,7 +503,7 @@ impl RedisQueue {
 
     /// Deletes all of a queue's keys and returns how many jobs there were, like `clear`.
     pub async fn clear(&self, queue: &str) -> Result<u64, QueueError> {
-        let key = self.key(queue);
+        let key = self.queue_key(queue)?;
         self.scripts
             .clear
             .key(&key)
@@ -484,7 +519,7 @@ impl RedisQueue {
     /// or the next reservation expires, so a worker knows how long it may block. None if both
     /// are empty. The time may already be past.
     pub async fn next_due(&self, queue: &str) -> Result<Option<i64>, QueueError> {
-        let key = self.key(queue);
+        let key = self.queue_key(queue)?;
         type Head = Vec<(Vec<u8>, f64)>;
         let (delayed, reserved): (Head, Head) = redis::pipe()
             .cmd("ZRANGE")
@@ -516,6 +551,11 @@ impl RedisQueue {
     /// Cancel-safe in that dropping the future drops its connection; a token that arrives in
     /// that instant may be consumed unseen, which only costs a wake-up because tokens are hints
     /// (the worker always pops before blocking).
+    ///
+    /// On a cluster one BLPOP cannot span slots, so the queues are grouped by hash tag and each
+    /// group waits on its own connection at once; the first to answer wins and the others are
+    /// dropped. Priority is unaffected: the wake-up only tells the worker to pop again, and it
+    /// pops its queues in order.
     pub async fn block_for_notify(
         &self,
         queues: &[String],
@@ -526,16 +566,62 @@ impl RedisQueue {
             tokio::time::sleep(timeout).await;
             return Ok(None);
         }
-        let keys: Vec<String> = queues
+        let mut keys: Vec<(String, String)> = Vec::with_capacity(queues.len());
+        for q in queues {
+            keys.push((q.clone(), format!("{}:notify", self.queue_key(q)?)));
+        }
+        if !self.is_cluster() {
+            return self.blpop(&keys, timeout).await;
+        }
+        let mut groups: Vec<Vec<(String, String)>> = Vec::new();
+        for (queue, key) in keys {
+            let tag = hash_tag(&key).map(str::to_owned);
+            match groups
+                .iter_mut()
+                .find(|g| g.first().and_then(|(_, k)| hash_tag(k)) == tag.as_deref())
+            {
+                Some(group) => group.push((queue, key)),
+                None => groups.push(vec![(queue, key)]),
+            }
+        }
+        if groups.len() == 1 {
+            return self.blpop(&groups[0], timeout).await;
+        }
+        let waits = groups
             .iter()
-            .map(|q| format!("{}:notify", self.key(q)))
-            .collect();
-        let first_key = keys.first().cloned().unwrap_or_default();
+            .map(|group| Box::pin(self.blpop(group, timeout)));
+        // The first group to return a token (or an error) decides; a timeout of one group is
+        // the timeout of all, since they all wait equally long.
+        let (first, _, rest) = futures::future::select_all(waits).await;
+        match first {
+            Ok(Some(queue)) => Ok(Some(queue)),
+            Err(e) => Err(e),
+            Ok(None) => {
+                for result in futures::future::join_all(rest).await {
+                    if let Some(queue) = result? {
+                        return Ok(Some(queue));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// One BLPOP over `keys` (queue, notify key), all in one slot on a cluster.
+    async fn blpop(
+        &self,
+        keys: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Option<String>, QueueError> {
+        let first_key = keys.first().map(|(_, k)| k.clone()).unwrap_or_default();
         let secs = timeout.as_secs_f64();
 
         let mut conn = self.blocking_connection(&first_key).await?;
         let mut cmd = redis::cmd("BLPOP");
-        cmd.arg(&keys).arg(format!("{secs:.3}"));
+        for (_, key) in keys {
+            cmd.arg(key);
+        }
+        cmd.arg(format!("{secs:.3}"));
         let reply = tokio::time::timeout(
             timeout + BLOCK_GRACE,
             cmd.query_async::<Option<(Vec<u8>, Vec<u8>)>>(&mut conn),
@@ -563,9 +649,9 @@ impl RedisQueue {
         };
         match keys
             .iter()
-            .position(|k| k.as_bytes() == signalled.as_slice())
+            .find(|(_, k)| k.as_bytes() == signalled.as_slice())
         {
-            Some(i) => Ok(queues.get(i).cloned()),
+            Some((queue, _)) => Ok(Some(queue.clone())),
             None => Err(QueueError::Reply {
                 op: "BLPOP",
                 key: first_key,
@@ -577,7 +663,7 @@ impl RedisQueue {
         }
     }
 
-    async fn blocking_connection(&self, key: &str) -> Result<MultiplexedConnection, QueueError> {
+    async fn blocking_connection(&self, key: &str) -> Result<RedisConn, QueueError> {
         let idle = self
             .blocking
             .lock()
@@ -587,9 +673,7 @@ impl RedisQueue {
             return Ok(conn);
         }
         // No response timeout here: BLPOP legitimately waits; the caller bounds it instead.
-        let config = AsyncConnectionConfig::new().set_connection_timeout(CONNECT_TIMEOUT);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
+        RedisConn::open_blocking(&self.cfg)
             .await
             .map_err(|e| QueueError::Connection {
                 op: "BLPOP connect",
@@ -598,7 +682,7 @@ impl RedisQueue {
             })
     }
 
-    fn return_blocking_connection(&self, conn: MultiplexedConnection) {
+    fn return_blocking_connection(&self, conn: RedisConn) {
         let mut idle = self
             .blocking
             .lock()
@@ -612,7 +696,7 @@ impl RedisQueue {
     /// they are one consistent snapshot (Laravel 12's `pendingSize`, `delayedSize`, `reservedSize`
     /// and `creationTimeOfOldestPendingJob` together). For `defer-worker monitor`.
     pub async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
-        let key = self.key(queue);
+        let key = self.queue_key(queue)?;
         type Head = Vec<(Vec<u8>, f64)>;
         let (ready, delayed, reserved, head, first_delayed, first_reserved): (
             u64,

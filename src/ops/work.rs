@@ -17,6 +17,9 @@ use crate::config::FileConfig;
 use crate::http::{self, HttpState};
 use crate::laravel::cache_store::CacheStore;
 use crate::laravel::connection::{Connection, Driver};
+use crate::laravel::queue::Queue;
+use crate::laravel::redis_config::hash_tag;
+use crate::laravel::redis_queue::RedisQueue;
 use crate::metrics::Metrics;
 use crate::php;
 use crate::worker::job::Decider;
@@ -106,6 +109,29 @@ pub fn resolve_options(
     })
 }
 
+/// On Redis Cluster, refuses to start when a queue (or its hand-off queue) has no `{hash tag}`
+/// or a hand-off queue is in another slot than its queue: the queue scripts would fail on every
+/// job with CROSSSLOT otherwise.
+fn check_cluster_queues(redis: &RedisQueue, options: &WorkerOptions) -> anyhow::Result<()> {
+    if !redis.is_cluster() {
+        return Ok(());
+    }
+    for q in &options.queues {
+        redis.check_queue(q)?;
+    }
+    for q in &options.queues {
+        let handoff = options.handoff_queue_for(q);
+        let same_slot = hash_tag(&redis.key(q)) == hash_tag(&redis.key(&handoff));
+        anyhow::ensure!(
+            same_slot,
+            "queue {q:?}: its hand-off queue {handoff:?} has another hash tag, so on Redis Cluster a \
+             foreign job cannot be handed off atomically; use --handoff-queue '{{queue}}-php' (or \
+             worker.handoff_queue) so the hand-off queue keeps the queue's {{tag}}"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let conn = connect::connection(
         args.connection
@@ -114,6 +140,9 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
     )?;
     let options = resolve_options(args, file, &conn)?;
     let (queue_desc, queue) = connect::queue(&conn).await?;
+    if let Queue::Redis(redis) = &queue {
+        check_cluster_queues(redis, &options)?;
+    }
     let driver = queue.driver();
     let failed_db = args
         .failed_db
