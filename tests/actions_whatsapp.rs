@@ -11,12 +11,12 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use defer_worker::actions::ledger::Ledger;
 use defer_worker::actions::whatsapp::format::{float_to_string, number_format};
 use defer_worker::actions::whatsapp::{
     Limiter, MessageKind, OnMissingRecipient, RateLimitOptions, Recipient, TemplateOptions,
     WhatsappAction, WhatsappOptions, WhatsappSettings,
 };
-use defer_worker::actions::ledger::Ledger;
 use defer_worker::actions::{ActionError, JobMeta};
 use defer_worker::app::{AppData, AppSection, Row};
 use defer_worker::deferred::DeferredJob;
@@ -522,12 +522,19 @@ async fn a_job_run_again_after_a_send_does_not_send_twice() {
     let ledger = Ledger::connect(&redis).await.expect("redis");
     let action = s.action(&unpaced(), &[]).with_ledger(ledger.clone());
     s.answer_ok("wamid.once").await;
-    action.run(&job(Value::Int(1)), meta(1)).await.expect("sent");
+    action
+        .run(&job(Value::Int(1)), meta(1))
+        .await
+        .expect("sent");
     action
         .run(&job(Value::Int(1)), meta(2))
         .await
         .expect("the second run completes");
-    assert_eq!(s.requests().await.len(), 1, "one POST for two runs of one job");
+    assert_eq!(
+        s.requests().await.len(),
+        1,
+        "one POST for two runs of one job"
+    );
     assert_eq!(
         ledger.steps(meta(1).uuid).await.unwrap(),
         ["whatsapp:vendor"]

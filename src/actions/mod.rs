@@ -211,11 +211,9 @@ impl Handler {
                 permanent: *permanent,
             },
             ActionKind::Warn => Handler::Warn,
-            ActionKind::Whatsapp(o) => {
-                Handler::Whatsapp(Arc::new(
-                    WhatsappAction::new(o, deps.app.clone(), deps.ledger.clone()).await?,
-                ))
-            }
+            ActionKind::Whatsapp(o) => Handler::Whatsapp(Arc::new(
+                WhatsappAction::new(o, deps.app.clone(), deps.ledger.clone()).await?,
+            )),
             ActionKind::Email(o) => Handler::Email(Arc::new(
                 EmailAction::new(o, deps.app.clone(), deps.ledger.clone()).await?,
             )),
