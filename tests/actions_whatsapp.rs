@@ -11,6 +11,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use defer_worker::actions::ledger::Ledger;
 use defer_worker::actions::whatsapp::format::{float_to_string, number_format};
 use defer_worker::actions::whatsapp::{
     Limiter, MessageKind, OnMissingRecipient, RateLimitOptions, Recipient, TemplateOptions,
@@ -19,6 +20,7 @@ use defer_worker::actions::whatsapp::{
 use defer_worker::actions::{ActionError, JobMeta};
 use defer_worker::app::{AppData, AppSection, Row};
 use defer_worker::deferred::DeferredJob;
+use defer_worker::laravel::redis_config::RedisConfig;
 use defer_worker::php::{Key, Value};
 use serde_json::{json, Value as Json};
 use wiremock::matchers::{header, method, path};
@@ -507,6 +509,79 @@ async fn meta_errors_are_retried_or_failed_with_the_code_in_the_message() {
         action.run(&job(Value::Int(1)), meta(1)).await,
         Err(ActionError::Permanent { .. })
     ));
+}
+
+/// The sent-ledger under the job's uuid: a job run again after Meta's 200 (a retry, a re-run after
+/// kill -9) sends nothing; a send Meta refused is not recorded, so its retry sends; another job for the
+/// same order, or the other recipient, is another message.
+#[tokio::test]
+async fn a_job_run_again_after_a_send_does_not_send_twice() {
+    let s = Stage::new().await;
+    let env: HashMap<String, String> = s.world.env().into_iter().collect();
+    let redis = RedisConfig::from_env(&|k| env.get(k).cloned()).expect("redis settings");
+    let ledger = Ledger::connect(&redis).await.expect("redis");
+    let action = s.action(&unpaced(), &[]).with_ledger(ledger.clone());
+    s.answer_ok("wamid.once").await;
+    action
+        .run(&job(Value::Int(1)), meta(1))
+        .await
+        .expect("sent");
+    action
+        .run(&job(Value::Int(1)), meta(2))
+        .await
+        .expect("the second run completes");
+    assert_eq!(
+        s.requests().await.len(),
+        1,
+        "one POST for two runs of one job"
+    );
+    assert_eq!(
+        ledger.steps(meta(1).uuid).await.unwrap(),
+        ["whatsapp:vendor"]
+    );
+
+    // Refused (retryable): nothing recorded, the retry sends, then it is recorded.
+    let other = JobMeta {
+        uuid: "9f0c7f5e-2222-4222-8333-444455556666",
+        ..meta(1)
+    };
+    s.answer(meta_error(500, 2, "Service temporarily unavailable"))
+        .await;
+    assert!(matches!(
+        action.run(&job(Value::Int(1)), other).await,
+        Err(ActionError::Retry { .. })
+    ));
+    assert!(ledger.steps(other.uuid).await.unwrap().is_empty());
+    s.answer_ok("wamid.retry").await;
+    action.run(&job(Value::Int(1)), other).await.expect("sent");
+    action.run(&job(Value::Int(1)), other).await.expect("done");
+    assert_eq!(s.requests().await.len(), 1, "the retry sent once");
+
+    // The customer's message of the same job is its own step.
+    let customer = WhatsappOptions {
+        recipient: Recipient::Customer,
+        ..unpaced()
+    };
+    let to_customer = s.action(&customer, &[]).with_ledger(ledger.clone());
+    s.answer_ok("wamid.customer").await;
+    to_customer
+        .run(&job(Value::Int(1)), meta(1))
+        .await
+        .expect("sent");
+    to_customer
+        .run(&job(Value::Int(1)), meta(2))
+        .await
+        .expect("done");
+    assert_eq!(s.requests().await.len(), 1);
+    assert_eq!(
+        ledger.steps(meta(1).uuid).await.unwrap(),
+        ["whatsapp:customer", "whatsapp:vendor"]
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(ledger.key(meta(1).uuid))
+        .arg(ledger.key(other.uuid))
+        .query(&mut s.world.redis())
+        .unwrap();
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod config;
 mod database_queue;
 mod decode_cli;
 mod failed_jobs;
+mod faults;
 mod fixtures_replay;
 mod http;
 mod ops_dispatch;

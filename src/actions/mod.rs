@@ -191,13 +191,13 @@ impl Plan {
             .unwrap_or(&self.unlisted)
     }
 
-    /// Whether some action uses `email` (the only kind that needs the sent-ledger).
-    pub fn uses_email(&self) -> bool {
+    /// Whether some action uses `email` or `whatsapp` (the kinds that need the sent-ledger).
+    pub fn uses_ledger(&self) -> bool {
         self.by_name
             .values()
             .map(|(k, _)| k)
             .chain([&self.unlisted])
-            .any(|k| matches!(k, ActionKind::Email(_)))
+            .any(|k| matches!(k, ActionKind::Email(_) | ActionKind::Whatsapp(_)))
     }
 }
 
@@ -227,9 +227,9 @@ impl Handler {
                 permanent: *permanent,
             },
             ActionKind::Warn => Handler::Warn,
-            ActionKind::Whatsapp(o) => {
-                Handler::Whatsapp(Arc::new(WhatsappAction::new(o, deps.app.clone()).await?))
-            }
+            ActionKind::Whatsapp(o) => Handler::Whatsapp(Arc::new(
+                WhatsappAction::new(o, deps.app.clone(), deps.ledger.clone()).await?,
+            )),
             ActionKind::Email(o) => Handler::Email(Arc::new(
                 EmailAction::new(o, deps.app.clone(), deps.ledger.clone()).await?,
             )),
@@ -426,7 +426,7 @@ mod tests {
             ActionKind::CacheWarming(_)
         ));
         assert_eq!(plan.kind_of("analytics_export"), &ActionKind::Warn);
-        assert!(plan.uses_email());
+        assert!(plan.uses_ledger());
         // Without the app's database or cache store the defaults fall back to forward.
         let actions = Actions::build(&plan, &Deps::default()).await.unwrap();
         assert!(actions.handler("analytics_tracking").is_forward());

@@ -205,16 +205,16 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
 }
 
 /// The action table of the config file, built on the app's database, its cache store and (for `email`)
-/// the sent-ledger in the queue's Redis.
+/// the sent-ledger in the queue's Redis (for `email` and `whatsapp`).
 async fn build_actions(file: &FileConfig, cache: Option<CacheStore>) -> anyhow::Result<Actions> {
     let plan = file.actions();
     let app = AppData::from_env(&file.app).await?;
-    let ledger = if plan.uses_email() {
+    let ledger = if plan.uses_ledger() {
         match Ledger::from_env().await {
             Ok(l) => Some(l),
             Err(e) => {
                 tracing::warn!(
-                    "no sent-ledger for e-mails ({e:#}): a retried job may resend a mail"
+                    "no sent-ledger ({e:#}): a retried job may resend a mail or a WhatsApp message"
                 );
                 None
             }

@@ -11,6 +11,8 @@ check headers and bodies with a parser that is not ours.
   --cert/--key PEM files         the server certificate (needed unless --tls none)
   --auth USER:PASSWORD           require AUTH (LOGIN and PLAIN offered; only over TLS with starttls)
   --auth-exclude MECH            do not offer this mechanism (e.g. PLAIN, to force LOGIN)
+  --port N                       listen on this port (default: a free one); restarting on the same port
+                                 lets a test stop and start "the" server under a running worker
   --rules FILE                   JSON {"rcpt": {"<address>": "<reply>"}}, read at every RCPT TO: a listed
                                  recipient gets that reply (e.g. "451 4.3.0 Try again later" or
                                  "550 5.1.1 Mailbox unavailable") instead of 250. Edit it between attempts.
@@ -40,6 +42,7 @@ def parse_args():
     p.add_argument("--auth")
     p.add_argument("--auth-exclude", action="append", default=[])
     p.add_argument("--rules")
+    p.add_argument("--port", type=int, default=0)
     return p.parse_args()
 
 
@@ -149,7 +152,7 @@ async def main():
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        factory, host="127.0.0.1", port=0, ssl=context if args.tls == "implicit" else None
+        factory, host="127.0.0.1", port=args.port, ssl=context if args.tls == "implicit" else None
     )
     port = server.sockets[0].getsockname()[1]
     print(f"READY {port}", flush=True)

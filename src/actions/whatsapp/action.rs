@@ -12,14 +12,22 @@
 //! Decisions (§8): text bodies are `WhatsAppService::sendMessage`'s (no `recipient_type`,
 //! `preview_url` false), template bodies `WhatsAppBusinessService::sendTemplateMessage`'s; a text over
 //! 4096 characters is cut to 4093 + `...` on a character boundary; a missing token or phone-number id
-//! fails the job permanently ("WhatsApp API not configured: …", the Business service's status); a send
-//! is at-least-once (a timeout after Meta accepted the message is retried and may deliver twice).
+//! fails the job permanently ("WhatsApp API not configured: …", the Business service's status).
+//!
+//! **Not twice for one job.** A message Meta accepted (HTTP 200) is recorded in the sent-[`Ledger`]
+//! under the job's uuid (`whatsapp:vendor` / `whatsapp:customer`), and a later run of the same job (a
+//! retry, a re-run after kill -9, `queue:retry` within the ledger's 7 days) completes without sending.
+//! The ledger, not `whatsapp_messages_log`: the app's table has no column for the job's uuid, lives in
+//! the app's database (which may be the thing that is down) and is optional (`log_table = ""`).
+//! Still at-least-once: a crash or a Redis failure between Meta's 200 and the mark, or a timeout after
+//! Meta accepted the message, sends it again on the next attempt.
 //! Never logs a phone number, the text or the token above debug.
 
 use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::actions::ledger::Ledger;
 use crate::actions::{ActionError, JobMeta};
 use crate::app::{AppData, OrderBundle};
 use crate::deferred::DeferredJob;
@@ -47,6 +55,7 @@ pub struct WhatsappAction {
     log: MessageLog,
     app: Option<AppData>,
     ctx: MessageContext,
+    ledger: Option<Ledger>,
 }
 
 /// The order id a job carries, as the app reads it.
@@ -88,10 +97,40 @@ fn permanent(message: impl Into<String>) -> ActionError {
 impl WhatsappAction {
     /// Reads the `WHATSAPP_*` settings (and `APP_URL`, `APP_TIMEZONE`) and builds the HTTP client.
     /// `app` is the app's database (orders, and the log table); without it the action cannot run
-    /// unless `WHATSAPP_ENABLED=false`.
-    pub async fn new(opts: &WhatsappOptions, app: Option<AppData>) -> anyhow::Result<Self> {
+    /// unless `WHATSAPP_ENABLED=false`. `ledger` keeps a re-run job from sending again (without it a
+    /// retried job resends a message Meta already accepted).
+    pub async fn new(
+        opts: &WhatsappOptions,
+        app: Option<AppData>,
+        ledger: Option<Ledger>,
+    ) -> anyhow::Result<Self> {
         let settings = WhatsappSettings::from_env()?;
-        Self::with_settings(opts, settings, app)
+        let action = Self::with_settings(opts, settings, app)?;
+        Ok(match ledger {
+            Some(l) => action.with_ledger(l),
+            None => {
+                if action.settings.enabled && !action.settings.demo_mode {
+                    tracing::warn!(
+                        "whatsapp action without a sent-ledger: a retried job resends messages already sent"
+                    );
+                }
+                action
+            }
+        })
+    }
+
+    /// The same action recording its sends in `ledger` and skipping those already recorded.
+    pub fn with_ledger(mut self, ledger: Ledger) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// The ledger step of this action's message for one job.
+    fn step(&self) -> &'static str {
+        match self.opts.recipient {
+            Recipient::Vendor => "whatsapp:vendor",
+            Recipient::Customer => "whatsapp:customer",
+        }
     }
 
     /// [`WhatsappAction::new`] with the settings given.
@@ -143,6 +182,7 @@ impl WhatsappAction {
             api,
             app,
             ctx,
+            ledger: None,
         })
     }
 
@@ -173,6 +213,17 @@ impl WhatsappAction {
         if !gate {
             tracing::info!(order_id = id, recipient = ?self.opts.recipient, "notification switched off: WhatsApp message not sent");
             return Ok(());
+        }
+        if !self.settings.demo_mode {
+            if let Some(ledger) = self.ledger.as_ref().filter(|_| !meta.uuid.is_empty()) {
+                if ledger.done(meta.uuid, self.step()).await? {
+                    tracing::info!(
+                        order_id = id,
+                        "WhatsApp message already sent by an earlier run of this job: not sent again"
+                    );
+                    return Ok(());
+                }
+            }
         }
         let app = self
             .app
@@ -231,6 +282,9 @@ impl WhatsappAction {
             });
         }
         let result = api.send(&body).await;
+        if result.is_ok() {
+            self.mark(meta.uuid, id).await;
+        }
         let outcome = match &result {
             Ok(sent) => Outcome::Sent {
                 wamid: sent.wamid.clone(),
@@ -268,6 +322,16 @@ impl WhatsappAction {
                 tracing::warn!(order_id = id, code = %e.code, retry = e.retry, "WhatsApp message failed");
                 Err(e.into())
             }
+        }
+    }
+
+    /// Records the accepted message; a failure only widens the at-least-once window (logged).
+    async fn mark(&self, uuid: &str, id: i64) {
+        let Some(ledger) = self.ledger.as_ref().filter(|_| !uuid.is_empty()) else {
+            return;
+        };
+        if let Err(error) = ledger.mark(uuid, self.step()).await {
+            tracing::warn!(order_id = id, error = %error, "WhatsApp message sent but not recorded in the sent-ledger: a retry of this job would send it again");
         }
     }
 
