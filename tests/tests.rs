@@ -10,6 +10,7 @@ mod decode_cli;
 mod failed_jobs;
 mod fixtures_replay;
 mod http;
+mod limits;
 mod ops_dispatch;
 mod ops_failed;
 mod ops_monitor;

@@ -1,11 +1,18 @@
 //! One job's decision: from the popped bytes to an [`Outcome`], applying Laravel's rules around the action.
 //!
 //! Nothing here touches Redis or the database: [`super::settle`] carries the outcome out. A payload that
-//! cannot be read is an outcome too (`Fail` with the reason), never an error of the worker.
+//! cannot be read is an outcome too (`Fail` with the reason), never an error of the worker; so is one
+//! over `[limits] max_payload_bytes`, which is not parsed at all.
+//!
+//! Per-action concurrency (`[limits.actions]`): the wait for the action's permit counts inside the job's
+//! timeout, so wait + run never exceed it (and the timeout stays below `retry_after`: no other worker
+//! takes the job meanwhile). A job that spends its whole timeout waiting never started: it is handed
+//! back, unchanged and without consuming an attempt, to the end of its own queue. With no timeout
+//! (`--timeout 0`) the wait is bounded by half the queue's `retry_after`.
 
 use std::sync::Arc;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
 use crate::actions::{ActionError, Actions, Handler, JobMeta};
@@ -17,6 +24,7 @@ use crate::laravel::redis_queue::Popped;
 use crate::php;
 
 use super::options::WorkerOptions;
+use super::permits::ActionPermits;
 use super::rules::{self, Limits};
 
 /// What must happen to a reserved job.
@@ -48,6 +56,8 @@ pub struct Decider {
     pub actions: Arc<Actions>,
     pub encrypter: Encrypter,
     pub limits: php::Limits,
+    /// `[limits.actions]`.
+    pub permits: ActionPermits,
 }
 
 pub fn now_unix() -> i64 {
@@ -60,6 +70,14 @@ pub fn now_unix() -> i64 {
 impl Decider {
     /// Decides what to do with one popped job, running its action when it is ours.
     pub async fn decide(&self, popped: &Popped, info: &mut JobInfo) -> Outcome {
+        let size = popped.original.len();
+        if size > self.options.max_payload_bytes {
+            return invalid(format!(
+                "payload is {size} bytes, over the limit of {} bytes (limits.max_payload_bytes, \
+                 --max-payload-bytes); it was not parsed",
+                self.options.max_payload_bytes
+            ));
+        }
         if let Some(reason) = &popped.invalid {
             return invalid(reason.clone());
         }
@@ -116,9 +134,42 @@ impl Decider {
             .timeout
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(self.options.timeout);
+        let waiting = Instant::now();
+        let wait_budget = match timeout {
+            0 => Duration::from_secs(self.options.retry_after_for(&popped.queue) / 2),
+            t => Duration::from_secs(t),
+        };
+        let permit = match tokio::time::timeout(wait_budget, self.permits.acquire(&job.action))
+            .await
+        {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::warn!(
+                    action = %job.action,
+                    limit = self.permits.limit(&job.action),
+                    waited_s = wait_budget.as_secs(),
+                    "no permit for the action within the job's timeout: handed back to its queue unchanged"
+                );
+                return Outcome::Handoff {
+                    to: popped.queue.clone(),
+                    reason:
+                        "action at its concurrency limit (limits.actions) for the whole timeout",
+                };
+            }
+        };
+        let run_budget = (timeout > 0).then(|| {
+            Duration::from_secs(timeout)
+                .saturating_sub(waiting.elapsed())
+                .max(Duration::from_millis(1))
+        });
+        tracing::debug!(action_run = "start", action = %job.action, waited_ms = waiting.elapsed().as_millis() as u64, "action started");
         let result = self
-            .run(kind, job, &payload, &popped.queue, attempt, timeout)
+            .run(kind, job, &payload, &popped.queue, attempt, run_budget)
             .await;
+        // Logged before the permit is given back, so that in the log no more than the limit are ever
+        // between their start and end lines.
+        tracing::debug!(action_run = "end", action = %info.action, "action finished");
+        drop(permit);
         let backoff =
             || rules::backoff(payload.backoff_for(attempt), &self.options.backoff, attempt);
         match result {
@@ -172,7 +223,7 @@ impl Decider {
         payload: &Payload,
         queue: &str,
         attempt: i64,
-        timeout: u64,
+        timeout: Option<Duration>,
     ) -> RunResult {
         let uuid = payload.uuid().unwrap_or_default().to_owned();
         let id = payload.envelope().id.clone().unwrap_or_default();
@@ -190,16 +241,15 @@ impl Decider {
             .instrument(tracing::Span::current()),
         );
         let abort = task.abort_handle();
-        let joined = if timeout == 0 {
-            task.await
-        } else {
-            match tokio::time::timeout(Duration::from_secs(timeout), task).await {
+        let joined = match timeout {
+            None => task.await,
+            Some(timeout) => match tokio::time::timeout(timeout, task).await {
                 Ok(joined) => joined,
                 Err(_) => {
                     abort.abort();
                     return RunResult::TimedOut;
                 }
-            }
+            },
         };
         match joined {
             Ok(Ok(())) => RunResult::Ok,
