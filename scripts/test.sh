@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The test command: formatting, lints, and every test (unit, fixture replay, real Redis / MariaDB /
-# PostgreSQL / SQLite / Laravel PHP integration). Needs the services and PHP packages .ci/run installs.
+# PostgreSQL / SQLite / Laravel PHP integration), cargo deny (licences, bans, sources), and bounded fuzzing.
+# Needs the services, PHP packages and tools (cargo-deny, cargo-fuzz, nightly) .ci/run installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# Offline checks only: advisories need the RustSec database from GitHub (docs/security.md).
+cargo deny --locked --offline check --hide-inclusion-graph licenses bans sources
+# Every fuzz target for FUZZ_SECONDS (default 20) each: about 5 min from a cold build, 1.5 min warm.
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

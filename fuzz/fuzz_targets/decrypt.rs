@@ -16,11 +16,11 @@ use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use sha2::Sha256;
 
+#[allow(dead_code)]
+mod laravel;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/php/mod.rs"]
 mod php;
-#[allow(dead_code)]
-mod laravel;
 
 use laravel::encrypter::Encrypter;
 use laravel::payload::Payload;

@@ -5,11 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[allow(dead_code)]
+mod laravel;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/php/mod.rs"]
 mod php;
-#[allow(dead_code)]
-mod laravel;
 
 use laravel::encrypter::Encrypter;
 use laravel::payload::{backoff_at, php_int_cast, Payload};
@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(p) = Payload::parse(data) else {
         return;
     };
-    assert_eq!(p.raw().as_bytes(), data, "raw() must be the input, byte for byte");
+    assert_eq!(
+        p.raw().as_bytes(),
+        data,
+        "raw() must be the input, byte for byte"
+    );
     let _ = p.envelope();
     let _ = p.uuid();
     let _ = p.attempts();
