@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
 use crate::actions::{ActionError, Actions, Handler, JobMeta};
@@ -134,7 +134,7 @@ impl Decider {
             .timeout
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(self.options.timeout);
-        let waiting = Instant::now();
+        let waiting = tokio::time::Instant::now();
         let wait_budget = match timeout {
             0 => Duration::from_secs(self.options.retry_after_for(&popped.queue) / 2),
             t => Duration::from_secs(t),
@@ -281,5 +281,105 @@ enum RunResult {
 fn invalid(reason: String) -> Outcome {
     Outcome::Fail {
         exception: PhpException::invalid_payload(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::{ActionKind, Deps, Plan};
+    use std::collections::BTreeMap;
+
+    /// A decider running `whatsapp_notification` as `log` (taking `sleep_ms`), limited to one at a time.
+    async fn decider(timeout: u64, sleep_ms: u64, max_payload_bytes: usize) -> Decider {
+        let table = BTreeMap::from([
+            (
+                "whatsapp_notification".to_owned(),
+                ActionKind::Log { sleep_ms },
+            ),
+            ("*".to_owned(), ActionKind::Warn),
+        ]);
+        let actions = Actions::build(&Plan::new(&table), &Deps::default())
+            .await
+            .unwrap();
+        let limits = BTreeMap::from([("whatsapp_notification".to_owned(), 1)]);
+        Decider {
+            options: Arc::new(WorkerOptions {
+                timeout,
+                tries: 3,
+                max_payload_bytes,
+                action_concurrency: limits.clone(),
+                ..WorkerOptions::default()
+            }),
+            actions: Arc::new(actions),
+            encrypter: Encrypter::none(),
+            limits: php::Limits::default(),
+            permits: ActionPermits::new(&limits),
+        }
+    }
+
+    fn popped() -> Popped {
+        let original = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/payloads/whatsapp.json"),
+        )
+        .unwrap();
+        Popped {
+            queue: "whatsapp".into(),
+            reserved: original.clone(),
+            original,
+            invalid: None,
+            attempts: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_that_never_gets_a_permit_within_its_timeout_is_handed_back_to_its_queue() {
+        let d = decider(5, 0, 1 << 20).await;
+        let held = d.permits.acquire("whatsapp_notification").await;
+        let outcome = d.decide(&popped(), &mut JobInfo::default()).await;
+        assert!(
+            matches!(&outcome, Outcome::Handoff { to, .. } if to == "whatsapp"),
+            "{outcome:?}"
+        );
+        drop(held);
+        let outcome = d.decide(&popped(), &mut JobInfo::default()).await;
+        assert!(matches!(outcome, Outcome::Done), "{outcome:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_a_permit_counts_inside_the_timeout() {
+        // 3 s of waiting + 3 s of running > the 5 s timeout: timed out, released for another attempt.
+        let d = Arc::new(decider(5, 3000, 1 << 20).await);
+        let held = d.permits.acquire("whatsapp_notification").await;
+        let job = tokio::spawn({
+            let d = Arc::clone(&d);
+            async move { d.decide(&popped(), &mut JobInfo::default()).await }
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(held);
+        let outcome = job.await.unwrap();
+        assert!(
+            matches!(&outcome, Outcome::Release { reason, .. } if reason.contains("timed out")),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payload_over_max_payload_bytes_fails_unparsed() {
+        let d = decider(5, 0, 100).await;
+        let p = popped();
+        let outcome = d.decide(&p, &mut JobInfo::default()).await;
+        let Outcome::Fail { exception } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            exception.message,
+            format!(
+                "payload is {} bytes, over the limit of 100 bytes (limits.max_payload_bytes, \
+                 --max-payload-bytes); it was not parsed",
+                p.original.len()
+            )
+        );
     }
 }
