@@ -108,9 +108,14 @@ pub struct WorkArgs {
     /// Seconds a reserved job is kept before any worker may take it again (the connection's retry_after).
     #[arg(long)]
     pub retry_after: Option<u64>,
-    /// Jobs in flight at once in this process.
+    /// Jobs in flight (reserved) at once in this process: the in-flight limit. Per-action limits:
+    /// `[limits.actions]` in the config file.
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Largest payload read, in bytes (default 1048576); a larger one goes to failed_jobs unparsed.
+    /// Also `[limits] max_payload_bytes`.
+    #[arg(long, env = "DEFER_WORKER_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
+    pub max_payload_bytes: Option<usize>,
     /// Queue for jobs defer-worker does not run (other classes, `forward` actions); `{queue}` = source queue.
     #[arg(long, value_name = "QUEUE")]
     pub handoff_queue: Option<String>,

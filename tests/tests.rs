@@ -12,6 +12,7 @@ mod failed_jobs;
 mod faults;
 mod fixtures_replay;
 mod http;
+mod limits;
 mod ops_dispatch;
 mod ops_failed;
 mod ops_monitor;

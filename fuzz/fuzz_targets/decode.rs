@@ -7,16 +7,16 @@
 use libfuzzer_sys::fuzz_target;
 
 // The crate's pure modules, mounted at the same paths so their `crate::` imports resolve.
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/php/mod.rs"]
-mod php;
-#[allow(dead_code)]
-mod laravel;
 #[allow(dead_code)]
 #[path = "../../src/deferred.rs"]
 mod deferred;
 #[allow(dead_code)]
+mod laravel;
+#[allow(dead_code)]
 mod ops;
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/php/mod.rs"]
+mod php;
 
 const FIXTURE_KEYS: &str = "base64:ZGVmZXItd29ya2VyLWZpeHR1cmUtVEVTVC1rZXktMzI=";
 const FIXTURE_PREVIOUS: &str = "base64:Zml4dHVyZS1URVNULWsxNg==";

@@ -35,6 +35,22 @@ pub struct WorkerSection {
     pub failed_db: Option<PathBuf>,
 }
 
+/// `[limits]`: bounds on what one payload and one action may take (docs/security.md). Unset keys keep
+/// their defaults ([`crate::worker::options::WorkerOptions::default`]); values are checked at start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest payload read, in bytes; a larger one goes to failed_jobs unparsed.
+    pub max_payload_bytes: Option<usize>,
+    /// Deepest nesting of arrays and objects in the PHP-serialized command.
+    pub max_depth: Option<usize>,
+    /// Most array elements and object properties in one command, in total.
+    pub max_elements: Option<usize>,
+    /// `[limits.actions] whatsapp_notification = 8`: jobs of that action running at once.
+    #[serde(default)]
+    pub actions: BTreeMap<String, usize>,
+}
+
 /// `[queues.<name>]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +69,8 @@ pub struct FileConfig {
     pub actions: BTreeMap<String, ActionKind>,
     #[serde(default)]
     pub queues: BTreeMap<String, QueueSection>,
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `[app]`: where the app's data is read (`database_url`) and the lookups' SQL (`[app.queries]`).
     #[serde(default)]
     pub app: AppSection,
@@ -155,6 +173,25 @@ mod tests {
         assert_eq!(
             FileConfig::default().actions().kind_of("x"),
             &ActionKind::Warn
+        );
+    }
+
+    #[test]
+    fn limits_section_with_per_action_concurrency() {
+        let c = FileConfig::parse(
+            "[limits]\nmax_payload_bytes = 2048\nmax_depth = 64\n[limits.actions]\nwhatsapp_notification = 8\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_payload_bytes, Some(2048));
+        assert_eq!(c.limits.max_depth, Some(64));
+        assert_eq!(c.limits.max_elements, None);
+        assert_eq!(c.limits.actions["whatsapp_notification"], 8);
+        let err = FileConfig::parse("[limits]\nmax_payload = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_payload") && err.contains("line 2"),
+            "{err}"
         );
     }
 

@@ -23,6 +23,7 @@ use crate::laravel::redis_queue::RedisQueue;
 use crate::metrics::Metrics;
 use crate::php;
 use crate::worker::job::Decider;
+use crate::worker::permits::ActionPermits;
 use crate::worker::settle::Settler;
 use crate::worker::{Worker, WorkerOptions};
 
@@ -77,7 +78,17 @@ pub fn resolve_options(
     );
     let concurrency = args.concurrency.or(w.concurrency).unwrap_or(d.concurrency);
     anyhow::ensure!(concurrency > 0, "--concurrency must be at least 1");
-    Ok(WorkerOptions {
+    let l = &file.limits;
+    let options = WorkerOptions {
+        max_payload_bytes: args
+            .max_payload_bytes
+            .or(l.max_payload_bytes)
+            .unwrap_or(d.max_payload_bytes),
+        unserialize: php::Limits {
+            max_depth: l.max_depth.unwrap_or(d.unserialize.max_depth),
+            max_elements: l.max_elements.unwrap_or(d.unserialize.max_elements),
+        },
+        action_concurrency: l.actions.clone(),
         queues,
         connection: conn.name.clone(),
         tries: args.tries.or(w.tries).unwrap_or(d.tries),
@@ -106,7 +117,9 @@ pub fn resolve_options(
             .or(w.drain_timeout)
             .map(Duration::from_secs)
             .unwrap_or(d.drain_timeout),
-    })
+    };
+    options.check_limits().map_err(anyhow::Error::msg)?;
+    Ok(options)
 }
 
 /// On Redis Cluster, refuses to start when a queue (or its hand-off queue) has no `{hash tag}`
@@ -183,7 +196,8 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
             options: Arc::new(options.clone()),
             actions: Arc::new(actions),
             encrypter,
-            limits: php::Limits::default(),
+            limits: options.unserialize.clone(),
+            permits: ActionPermits::new(&options.action_concurrency),
         }),
         settler: Settler {
             queue,

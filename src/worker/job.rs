@@ -1,7 +1,14 @@
 //! One job's decision: from the popped bytes to an [`Outcome`], applying Laravel's rules around the action.
 //!
 //! Nothing here touches Redis or the database: [`super::settle`] carries the outcome out. A payload that
-//! cannot be read is an outcome too (`Fail` with the reason), never an error of the worker.
+//! cannot be read is an outcome too (`Fail` with the reason), never an error of the worker; so is one
+//! over `[limits] max_payload_bytes`, which is not parsed at all.
+//!
+//! Per-action concurrency (`[limits.actions]`): the wait for the action's permit counts inside the job's
+//! timeout, so wait + run never exceed it (and the timeout stays below `retry_after`: no other worker
+//! takes the job meanwhile). A job that spends its whole timeout waiting never started: it is handed
+//! back, unchanged and without consuming an attempt, to the end of its own queue. With no timeout
+//! (`--timeout 0`) the wait is bounded by half the queue's `retry_after`.
 
 use std::sync::Arc;
 
@@ -17,6 +24,7 @@ use crate::laravel::redis_queue::Popped;
 use crate::php;
 
 use super::options::WorkerOptions;
+use super::permits::ActionPermits;
 use super::rules::{self, Limits};
 
 /// What must happen to a reserved job.
@@ -48,6 +56,8 @@ pub struct Decider {
     pub actions: Arc<Actions>,
     pub encrypter: Encrypter,
     pub limits: php::Limits,
+    /// `[limits.actions]`.
+    pub permits: ActionPermits,
 }
 
 pub fn now_unix() -> i64 {
@@ -60,6 +70,14 @@ pub fn now_unix() -> i64 {
 impl Decider {
     /// Decides what to do with one popped job, running its action when it is ours.
     pub async fn decide(&self, popped: &Popped, info: &mut JobInfo) -> Outcome {
+        let size = popped.original.len();
+        if size > self.options.max_payload_bytes {
+            return invalid(format!(
+                "payload is {size} bytes, over the limit of {} bytes (limits.max_payload_bytes, \
+                 --max-payload-bytes); it was not parsed",
+                self.options.max_payload_bytes
+            ));
+        }
         if let Some(reason) = &popped.invalid {
             return invalid(reason.clone());
         }
@@ -116,9 +134,42 @@ impl Decider {
             .timeout
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(self.options.timeout);
+        let waiting = tokio::time::Instant::now();
+        let wait_budget = match timeout {
+            0 => Duration::from_secs(self.options.retry_after_for(&popped.queue) / 2),
+            t => Duration::from_secs(t),
+        };
+        let permit = match tokio::time::timeout(wait_budget, self.permits.acquire(&job.action))
+            .await
+        {
+            Ok(permit) => permit,
+            Err(_) => {
+                tracing::warn!(
+                    action = %job.action,
+                    limit = self.permits.limit(&job.action),
+                    waited_s = wait_budget.as_secs(),
+                    "no permit for the action within the job's timeout: handed back to its queue unchanged"
+                );
+                return Outcome::Handoff {
+                    to: popped.queue.clone(),
+                    reason:
+                        "action at its concurrency limit (limits.actions) for the whole timeout",
+                };
+            }
+        };
+        let run_budget = (timeout > 0).then(|| {
+            Duration::from_secs(timeout)
+                .saturating_sub(waiting.elapsed())
+                .max(Duration::from_millis(1))
+        });
+        tracing::debug!(action_run = "start", action = %job.action, waited_ms = waiting.elapsed().as_millis() as u64, "action started");
         let result = self
-            .run(kind, job, &payload, &popped.queue, attempt, timeout)
+            .run(kind, job, &payload, &popped.queue, attempt, run_budget)
             .await;
+        // Logged before the permit is given back, so that in the log no more than the limit are ever
+        // between their start and end lines.
+        tracing::debug!(action_run = "end", action = %info.action, "action finished");
+        drop(permit);
         let backoff =
             || rules::backoff(payload.backoff_for(attempt), &self.options.backoff, attempt);
         match result {
@@ -172,7 +223,7 @@ impl Decider {
         payload: &Payload,
         queue: &str,
         attempt: i64,
-        timeout: u64,
+        timeout: Option<Duration>,
     ) -> RunResult {
         let uuid = payload.uuid().unwrap_or_default().to_owned();
         let id = payload.envelope().id.clone().unwrap_or_default();
@@ -190,16 +241,15 @@ impl Decider {
             .instrument(tracing::Span::current()),
         );
         let abort = task.abort_handle();
-        let joined = if timeout == 0 {
-            task.await
-        } else {
-            match tokio::time::timeout(Duration::from_secs(timeout), task).await {
+        let joined = match timeout {
+            None => task.await,
+            Some(timeout) => match tokio::time::timeout(timeout, task).await {
                 Ok(joined) => joined,
                 Err(_) => {
                     abort.abort();
                     return RunResult::TimedOut;
                 }
-            }
+            },
         };
         match joined {
             Ok(Ok(())) => RunResult::Ok,
@@ -231,5 +281,105 @@ enum RunResult {
 fn invalid(reason: String) -> Outcome {
     Outcome::Fail {
         exception: PhpException::invalid_payload(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::{ActionKind, Deps, Plan};
+    use std::collections::BTreeMap;
+
+    /// A decider running `whatsapp_notification` as `log` (taking `sleep_ms`), limited to one at a time.
+    async fn decider(timeout: u64, sleep_ms: u64, max_payload_bytes: usize) -> Decider {
+        let table = BTreeMap::from([
+            (
+                "whatsapp_notification".to_owned(),
+                ActionKind::Log { sleep_ms },
+            ),
+            ("*".to_owned(), ActionKind::Warn),
+        ]);
+        let actions = Actions::build(&Plan::new(&table), &Deps::default())
+            .await
+            .unwrap();
+        let limits = BTreeMap::from([("whatsapp_notification".to_owned(), 1)]);
+        Decider {
+            options: Arc::new(WorkerOptions {
+                timeout,
+                tries: 3,
+                max_payload_bytes,
+                action_concurrency: limits.clone(),
+                ..WorkerOptions::default()
+            }),
+            actions: Arc::new(actions),
+            encrypter: Encrypter::none(),
+            limits: php::Limits::default(),
+            permits: ActionPermits::new(&limits),
+        }
+    }
+
+    fn popped() -> Popped {
+        let original = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/payloads/whatsapp.json"),
+        )
+        .unwrap();
+        Popped {
+            queue: "whatsapp".into(),
+            reserved: original.clone(),
+            original,
+            invalid: None,
+            attempts: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_that_never_gets_a_permit_within_its_timeout_is_handed_back_to_its_queue() {
+        let d = decider(5, 0, 1 << 20).await;
+        let held = d.permits.acquire("whatsapp_notification").await;
+        let outcome = d.decide(&popped(), &mut JobInfo::default()).await;
+        assert!(
+            matches!(&outcome, Outcome::Handoff { to, .. } if to == "whatsapp"),
+            "{outcome:?}"
+        );
+        drop(held);
+        let outcome = d.decide(&popped(), &mut JobInfo::default()).await;
+        assert!(matches!(outcome, Outcome::Done), "{outcome:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_a_permit_counts_inside_the_timeout() {
+        // 3 s of waiting + 3 s of running > the 5 s timeout: timed out, released for another attempt.
+        let d = Arc::new(decider(5, 3000, 1 << 20).await);
+        let held = d.permits.acquire("whatsapp_notification").await;
+        let job = tokio::spawn({
+            let d = Arc::clone(&d);
+            async move { d.decide(&popped(), &mut JobInfo::default()).await }
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(held);
+        let outcome = job.await.unwrap();
+        assert!(
+            matches!(&outcome, Outcome::Release { reason, .. } if reason.contains("timed out")),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payload_over_max_payload_bytes_fails_unparsed() {
+        let d = decider(5, 0, 100).await;
+        let p = popped();
+        let outcome = d.decide(&p, &mut JobInfo::default()).await;
+        let Outcome::Fail { exception } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            exception.message,
+            format!(
+                "payload is {} bytes, over the limit of 100 bytes (limits.max_payload_bytes, \
+                 --max-payload-bytes); it was not parsed",
+                p.original.len()
+            )
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The worker: the only module that ties the queue, the actions and failed_jobs together.
 //!
 //! - [`options`]: `queue:work`'s options and defaults.
+//! - [`permits`]: per-action concurrency (`[limits.actions]`).
 //! - [`rules`]: Laravel's attempt, retryUntil, timeout and backoff rules, pure.
 //! - [`job`]: one job from popped bytes to an [`job::Outcome`], running the action.
 //! - [`settle`]: carries an outcome out on Redis and failed_jobs without ever losing the job.
@@ -9,6 +10,7 @@
 pub mod daemon;
 pub mod job;
 pub mod options;
+pub mod permits;
 pub mod rules;
 pub mod settle;
 

@@ -3,6 +3,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Default `[limits] max_payload_bytes`: 1 MiB. The app's largest job (an order with its items) is a few
+/// KB; Laravel itself has no limit, Redis strings stop at 512 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Upper bound of `max_payload_bytes` (Redis's own limit on a string).
+pub const MAX_PAYLOAD_BYTES_CEILING: usize = 512 * 1024 * 1024;
+/// Upper bound of `max_depth`: each level costs stack in the parser, the JSON view and the writer,
+/// and a job runs on a tokio worker thread (2 MiB of stack).
+pub const MAX_DEPTH_CEILING: usize = 1024;
+
 /// Everything `work` needs besides its connections.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -28,8 +37,15 @@ pub struct WorkerOptions {
     /// `retry_after` per queue (seconds), with the default for queues not listed.
     pub retry_after: u64,
     pub retry_after_per_queue: BTreeMap<String, u64>,
-    /// Jobs in flight at once.
+    /// Jobs in flight at once (`--concurrency`): the limit on reserved jobs this process holds, and so
+    /// on its memory and connections. A job waiting for its action's permit counts.
     pub concurrency: usize,
+    /// `[limits] max_payload_bytes`: a larger payload is not parsed; it goes to failed_jobs.
+    pub max_payload_bytes: usize,
+    /// `[limits] max_depth`, `max_elements`: bounds of the PHP unserialize of the command.
+    pub unserialize: crate::php::Limits,
+    /// `[limits.actions]`: jobs of an action running at once (actions not listed: only `concurrency`).
+    pub action_concurrency: BTreeMap<String, usize>,
     /// Queue that foreign and forwarded jobs are handed to; `{queue}` is replaced by the source queue.
     pub handoff_queue: String,
     /// The DeferredJob class name as written in `data.commandName`.
@@ -54,6 +70,9 @@ impl Default for WorkerOptions {
             retry_after: 90,
             retry_after_per_queue: BTreeMap::new(),
             concurrency: 8,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            unserialize: crate::php::Limits::default(),
+            action_concurrency: BTreeMap::new(),
             handoff_queue: "php".into(),
             class: crate::deferred::DEFAULT_CLASS.into(),
             drain_timeout: Duration::from_secs(70),
@@ -71,6 +90,33 @@ impl WorkerOptions {
 
     pub fn handoff_queue_for(&self, queue: &str) -> String {
         self.handoff_queue.replace("{queue}", queue)
+    }
+
+    /// Checks the `[limits]` values; the error names the key.
+    pub fn check_limits(&self) -> Result<(), String> {
+        let p = self.max_payload_bytes;
+        if !(1..=MAX_PAYLOAD_BYTES_CEILING).contains(&p) {
+            return Err(format!(
+                "limits.max_payload_bytes = {p}: must be between 1 and {MAX_PAYLOAD_BYTES_CEILING} (512 MiB, Redis's largest string)"
+            ));
+        }
+        let d = self.unserialize.max_depth;
+        if !(1..=MAX_DEPTH_CEILING).contains(&d) {
+            return Err(format!(
+                "limits.max_depth = {d}: must be between 1 and {MAX_DEPTH_CEILING} (each level costs stack)"
+            ));
+        }
+        if self.unserialize.max_elements == 0 {
+            return Err("limits.max_elements = 0: must be at least 1".into());
+        }
+        for (action, n) in &self.action_concurrency {
+            if *n == 0 {
+                return Err(format!(
+                    "limits.actions.{action} = 0: must be at least 1 (to stop running an action, give it kind = \"forward\" or \"fail\")"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Warnings worth printing at start: settings that make Laravel setups misbehave.
@@ -92,6 +138,14 @@ impl WorkerOptions {
                 ));
             }
         }
+        for (action, n) in &self.action_concurrency {
+            if *n >= self.concurrency {
+                out.push(format!(
+                    "limits.actions.{action} = {n} is not below --concurrency {}: it never holds anything back",
+                    self.concurrency
+                ));
+            }
+        }
         out
     }
 }
@@ -108,6 +162,38 @@ mod tests {
         assert_eq!(o.retry_after_for("whatsapp"), 30);
         assert_eq!(o.retry_after_for("emails"), 90);
         assert_eq!(o.handoff_queue_for("emails"), "emails-php");
+    }
+
+    #[test]
+    fn limits_are_checked_and_the_error_names_the_key() {
+        let ok = WorkerOptions::default();
+        assert_eq!(ok.check_limits(), Ok(()));
+        assert_eq!(ok.max_payload_bytes, 1024 * 1024);
+        let bad = |f: &dyn Fn(&mut WorkerOptions)| {
+            let mut o = WorkerOptions::default();
+            f(&mut o);
+            o.check_limits().unwrap_err()
+        };
+        assert!(bad(&|o| o.max_payload_bytes = 0).starts_with("limits.max_payload_bytes = 0"));
+        assert!(bad(&|o| o.unserialize.max_depth = 5000).starts_with("limits.max_depth = 5000"));
+        assert!(bad(&|o| o.unserialize.max_elements = 0).starts_with("limits.max_elements = 0"));
+        let e = bad(&|o| {
+            o.action_concurrency
+                .insert("whatsapp_notification".into(), 0);
+        });
+        assert!(
+            e.starts_with("limits.actions.whatsapp_notification = 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_action_limit_at_or_over_concurrency_is_a_warning() {
+        let mut o = WorkerOptions::default();
+        o.action_concurrency.insert("log_me".into(), 8);
+        let w = o.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("limits.actions.log_me = 8"), "{}", w[0]);
     }
 
     #[test]
