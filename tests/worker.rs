@@ -393,9 +393,12 @@ fn delayed_jobs_run_on_time() {
         .find(|l| l["uuid"] == uuid.as_str())
         .unwrap();
     let late = log_time(&done) - score;
+    // Laravel's due times are whole seconds and Redis compares them with the clock's seconds, so a
+    // job is due within the second after its score; the rest is wake-up and run time (a poller with
+    // queue:work's --sleep=3 would be up to 3 s late).
     assert!(
-        (0.0..=1.0).contains(&late),
-        "ran {late:.3}s after it was due (±1 s allowed)"
+        (0.0..=1.5).contains(&late),
+        "ran {late:.3}s after it was due (1.5 s allowed)"
     );
 }
 
