@@ -50,7 +50,12 @@ Examples:
 Settings come from the environment under Laravel's names: REDIS_URL or REDIS_HOST, REDIS_PORT,
 REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB, REDIS_PREFIX (else APP_NAME → <slug>_database_), APP_KEY,
 APP_PREVIOUS_KEYS, APP_TIMEZONE, DB_CONNECTION, DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD or
-DATABASE_URL for failed_jobs (none: an embedded SQLite file).")]
+DATABASE_URL for failed_jobs (none: an embedded SQLite file) and the app's orders; MAIL_*, WHATSAPP_*,
+CACHE_DRIVER for the actions.
+
+Actions: with no [actions] table the app's whatsapp_notification, email_notification, analytics_tracking and
+cache_warming run natively (handed to PHP when their database or cache store is not configured) and any
+other action completes with a warning, as the app does. `defer-worker config` shows the table in use.")]
     Work(WorkArgs),
     /// Print one job payload as JSON: envelope, decoded command, and the DeferredJob's action and data.
     #[command(after_help = "\

@@ -4,7 +4,7 @@
 //!
 //! Only the statements; the table is the app's (created by its `cache:table` migration), never created here.
 
-use crate::laravel::database::{Db, DbKind};
+use crate::laravel::database::{on_pool, Db, DbKind};
 
 /// `DatabaseStore::forever` = `put($key, $value, 315360000)` (ten years).
 pub(super) const FOREVER_SECS: i64 = 315_360_000;
@@ -35,35 +35,20 @@ pub(super) async fn get(
     key: &str,
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
     use sqlx::Row;
-    Ok(match db {
-        Db::MySql(pool) => sqlx::query(&format!(
-            "SELECT `value`, CAST(`expiration` AS SIGNED) FROM {} WHERE `key` = ? LIMIT 1",
-            quote(table, '`')
-        ))
+    let d = Dialect::of(db);
+    let sql = format!(
+        "SELECT {q}value{q}, CAST({q}expiration{q} AS {int}) FROM {} WHERE {q}key{q} = {} LIMIT 1",
+        quote(table, d.quote),
+        d.mark(1),
+        q = d.quote,
+        int = d.int,
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
         .bind(key)
         .fetch_optional(pool)
         .await?
         .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
-        .transpose()?,
-        Db::Postgres(pool) => sqlx::query(&format!(
-            "SELECT \"value\", CAST(\"expiration\" AS BIGINT) FROM {} WHERE \"key\" = $1 LIMIT 1",
-            quote(table, '"')
-        ))
-        .bind(key)
-        .fetch_optional(pool)
-        .await?
-        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
-        .transpose()?,
-        Db::Sqlite(pool) => sqlx::query(&format!(
-            "SELECT \"value\", CAST(\"expiration\" AS INTEGER) FROM {} WHERE \"key\" = ? LIMIT 1",
-            quote(table, '"')
-        ))
-        .bind(key)
-        .fetch_optional(pool)
-        .await?
-        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
-        .transpose()?,
-    })
+        .transpose())
 }
 
 /// Insert or update in one statement (Laravel 8/10 try an insert and update on a duplicate-key error).
@@ -74,44 +59,26 @@ pub(super) async fn put(
     value: &str,
     expiration: i64,
 ) -> Result<(), sqlx::Error> {
-    match db {
-        Db::MySql(pool) => {
-            sqlx::query(&format!(
-                "INSERT INTO {} (`key`, `value`, `expiration`) VALUES (?, ?, ?) \
-                 ON DUPLICATE KEY UPDATE `value` = VALUES(`value`), `expiration` = VALUES(`expiration`)",
-                quote(table, '`')
-            ))
-            .bind(key)
-            .bind(value)
-            .bind(expiration)
-            .execute(pool)
-            .await?;
-        }
-        Db::Postgres(pool) => {
-            sqlx::query(&format!(
-                "INSERT INTO {} (\"key\", \"value\", \"expiration\") VALUES ($1, $2, $3) \
-                 ON CONFLICT (\"key\") DO UPDATE SET \"value\" = EXCLUDED.\"value\", \"expiration\" = EXCLUDED.\"expiration\"",
-                quote(table, '"')
-            ))
-            .bind(key)
-            .bind(value)
-            .bind(expiration)
-            .execute(pool)
-            .await?;
-        }
-        Db::Sqlite(pool) => {
-            sqlx::query(&format!(
-                "INSERT INTO {} (\"key\", \"value\", \"expiration\") VALUES (?, ?, ?) \
-                 ON CONFLICT (\"key\") DO UPDATE SET \"value\" = excluded.\"value\", \"expiration\" = excluded.\"expiration\"",
-                quote(table, '"')
-            ))
-            .bind(key)
-            .bind(value)
-            .bind(expiration)
-            .execute(pool)
-            .await?;
-        }
-    }
+    let d = Dialect::of(db);
+    let q = d.quote;
+    let upsert = match db {
+        Db::MySql(_) => "ON DUPLICATE KEY UPDATE `value` = VALUES(`value`), `expiration` = VALUES(`expiration`)",
+        Db::Postgres(_) | Db::Sqlite(_) => "ON CONFLICT (\"key\") DO UPDATE SET \"value\" = EXCLUDED.\"value\", \"expiration\" = EXCLUDED.\"expiration\"",
+    };
+    let sql = format!(
+        "INSERT INTO {} ({q}key{q}, {q}value{q}, {q}expiration{q}) VALUES ({}, {}, {}) {upsert}",
+        quote(table, q),
+        d.mark(1),
+        d.mark(2),
+        d.mark(3),
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
+        .bind(key)
+        .bind(value)
+        .bind(expiration)
+        .execute(pool)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
@@ -120,35 +87,50 @@ pub(super) async fn delete(db: &Db, table: &str, keys: &[String]) -> Result<u64,
     if keys.is_empty() {
         return Ok(0);
     }
-    let marks = |dollar: bool| {
-        (1..=keys.len())
-            .map(|i| {
-                if dollar {
-                    format!("${i}")
-                } else {
-                    "?".to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    crate::laravel::database::on_pool!(db, pool => {
-        let (q, dollar) = match db {
-            Db::MySql(_) => ('`', false),
-            Db::Postgres(_) => ('"', true),
-            Db::Sqlite(_) => ('"', false),
-        };
-        let sql = format!(
-            "DELETE FROM {} WHERE {q}key{q} IN ({})",
-            quote(table, q),
-            marks(dollar)
-        );
+    let d = Dialect::of(db);
+    let marks = (1..=keys.len()).map(|i| d.mark(i)).collect::<Vec<_>>();
+    let sql = format!(
+        "DELETE FROM {} WHERE {q}key{q} IN ({})",
+        quote(table, d.quote),
+        marks.join(", "),
+        q = d.quote,
+    );
+    on_pool!(db, pool => {
         let mut query = sqlx::query(&sql);
         for k in keys {
             query = query.bind(k.as_str());
         }
         Ok(query.execute(pool).await?.rows_affected())
     })
+}
+
+/// What differs between the three servers in these statements.
+struct Dialect {
+    quote: char,
+    /// `$1` placeholders (PostgreSQL) instead of `?`.
+    dollar: bool,
+    /// The integer type of the CAST.
+    int: &'static str,
+}
+
+impl Dialect {
+    fn of(db: &Db) -> Dialect {
+        let (quote, dollar, int) = match db {
+            Db::MySql(_) => ('`', false, "SIGNED"),
+            Db::Postgres(_) => ('"', true, "BIGINT"),
+            Db::Sqlite(_) => ('"', false, "INTEGER"),
+        };
+        Dialect { quote, dollar, int }
+    }
+
+    /// The placeholder of the `i`-th parameter (1-based).
+    fn mark(&self, i: usize) -> String {
+        if self.dollar {
+            format!("${i}")
+        } else {
+            "?".to_owned()
+        }
+    }
 }
 
 /// `schema.table` → `q schema q . q table q`; the name was checked to hold no quote character.
