@@ -24,6 +24,7 @@ import calendar
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import statistics
@@ -37,6 +38,9 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ARTISAN = os.path.join(REPO, "fixtures", "laravel", "artisan")
 BIN = os.environ.get("DEFER_WORKER_BIN") or os.path.join(REPO, "target", "release", "defer-worker")
 POP_LUA = os.path.join(REPO, "src", "laravel", "lua", "pop.lua")
+HOT_SYMBOLS = os.path.join(REPO, "link", "hot-symbols.txt")
+# A command put before defer-worker's (scripts/hot-symbols.sh runs it under callgrind this way).
+WRAP = shlex.split(os.environ.get("DEFER_WORKER_WRAP", ""))
 
 
 class Redis:
@@ -172,7 +176,7 @@ def drain(args, env, storage, seed, who):
         cfg = os.path.join(storage, "bench.toml")
         with open(cfg, "w") as f:
             f.write('[actions."*"]\nkind = "log"\n')
-        cmd = [BIN, "--config", cfg, "work", "--queue=bench", "--tries=3", "--stop-when-empty",
+        cmd = WRAP + [BIN, "--config", cfg, "work", "--queue=bench", "--tries=3", "--stop-when-empty",
                f"--concurrency={args.concurrency}", "--failed-db", os.path.join(storage, "failed.sqlite")]
         cwd = storage
     wall, cpu, rss = timed(cmd, env, cwd)
@@ -215,7 +219,7 @@ def latency(args, env, storage, seed, who):
         cmd = ["php", ARTISAN, "queue:work", "redis", "--queue=lat", "--tries=3"]
         penv = dict(env, HARNESS_DONE_KEY="bench_done")
     else:
-        cmd = [BIN, "--log-format=json", "--config", cfg, "work", "--queue=lat",
+        cmd = WRAP + [BIN, "--log-format=json", "--config", cfg, "work", "--queue=lat",
                "--failed-db", os.path.join(storage, "failed.sqlite")]
         penv = dict(env, DEFER_WORKER_LOG="info")
     log = open(log_path, "w")
@@ -302,7 +306,7 @@ def io_bound(args, env, storage):
             # Meta's default throughput is 80 msg/s per number; higher tiers allow up to 1 000.
             f.write('[actions.whatsapp_notification]\nkind = "whatsapp"\n'
                     'rate_limit = { per_second = 1000, burst = 1000, per_recipient_ms = 0 }\n')
-        cmd = [BIN, "--config", cfg, "work", "--queue=bench_io", "--tries=3", "--stop-when-empty",
+        cmd = WRAP + [BIN, "--config", cfg, "work", "--queue=bench_io", "--tries=3", "--stop-when-empty",
                f"--concurrency={args.io_concurrency}"]
         wall, cpu, rss = timed(cmd, wenv, storage)
         stub.terminate()
@@ -313,6 +317,18 @@ def io_bound(args, env, storage):
         return {"jobs_s": args.io_jobs / wall, "rss_mb": rss / 1024, "cpu_ms_job": cpu * 1000 / args.io_jobs}
     finally:
         subprocess.run(["mysql", "-h127.0.0.1", "-uroot", "-e", f"DROP DATABASE IF EXISTS {db}"])
+
+
+def symbol_order_note():
+    """How much of link/hot-symbols.txt the benchmarked binary's link could use (see link/README.md)."""
+    try:
+        listed = set(open(HOT_SYMBOLS).read().split())
+        nm = subprocess.run(["nm", "--defined-only", BIN], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        return f"hot-symbol order: not checked ({err})"
+    found = len(listed & {line.split()[-1] for line in nm.splitlines() if line})
+    hint = "" if found >= 0.9 * len(listed) else " (stale list: run scripts/hot-symbols.sh)"
+    return f"hot-symbol order: {found} of {len(listed)} listed functions are in the binary{hint}"
 
 
 def median(runs, key):
@@ -336,6 +352,7 @@ def main():
     env = env_for(prefix, storage)
     seed = seed_payload(env)
     print(f"payload: {len(seed)} bytes; {args.jobs} jobs x {args.runs} runs; concurrency {args.concurrency}")
+    print(symbol_order_note())
 
     rows = {"php": [], "ours": [], "redis": []}
     io_runs = []
@@ -353,6 +370,7 @@ def main():
         if args.io_jobs:
             io_runs.append(io_bound(args, env, storage))
         print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]['jobs_s']:.0f} jobs/s" for k, v in rows.items() if v)
+              + f" (ours: {rows['ours'][-1]['cpu_ms_job']:.4f} ms CPU/job, peak RSS {rows['ours'][-1]['rss_mb']:.1f} MB)"
               + (f", whatsapp io {io_runs[-1]['jobs_s']:.0f} jobs/s" if io_runs else ""))
     lat_ours = latency(args, env, storage, seed, "ours")
     lat_php = None if args.skip_php else latency(args, env, storage, seed, "php")
@@ -370,6 +388,8 @@ def main():
         print(f"| peak RSS, MB | {php_rss:.1f} | {ours_rss:.1f} | 1/{php_rss / ours_rss:.1f} |")
     else:
         print(f"| drain {args.jobs} no-op jobs, jobs/s | - | {ours_js:.0f} | - |")
+        print(f"| CPU per job, ms | - | {median(rows['ours'], 'cpu_ms_job'):.4f} | - |")
+        print(f"| peak RSS, MB | - | {median(rows['ours'], 'rss_mb'):.1f} | - |")
     print(f"| Redis-bound limit (pop script, redis-benchmark), pops/s | | {redis_js:.0f} | defer-worker at {100 * ours_js / redis_js:.0f}% |")
     php_lat = f"{lat_php['p50_ms']:.1f} / {lat_php['p99_ms']:.1f}" if lat_php else "-"
     print(f"| pickup latency p50 / p99, ms | {php_lat} | {lat_ours['p50_ms']:.2f} / {lat_ours['p99_ms']:.2f} | |")
