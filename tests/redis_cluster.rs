@@ -429,8 +429,10 @@ fn php_and_workers_share_tagged_queues_on_three_masters_through_a_failover() {
                 .expect("php");
             assert!(
                 out.status.success(),
-                "dispatch during failover: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "dispatch during failover: {}: {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
             );
             String::from_utf8_lossy(&out.stdout)
                 .lines()
