@@ -10,7 +10,9 @@ command -v valgrind >/dev/null || { echo "hot-symbols: valgrind not found (apt-g
 cargo build --release --locked --quiet
 bin=target/release/defer-worker
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+prefix="dwhot_$$_"
+# The scratch directory and the failures run's Redis keys go, whatever happens.
+trap 'rm -rf "$work"; redis-cli -h 127.0.0.1 --scan --pattern "${prefix}*" | xargs -r redis-cli -h 127.0.0.1 DEL >/dev/null' EXIT
 export DEFER_WORKER_WRAP="valgrind --tool=callgrind --demangle=no --dump-instr=no --compress-strings=no --callgrind-out-file=$work/cg.%p"
 
 # 1. The benchmark's runs under callgrind: a drain (log kind), an idle worker woken by pushes and stopped
@@ -19,7 +21,6 @@ python3 deploy/bench/bench.py --skip-php --jobs 2000 --runs 1 --samples 30 --io-
 
 # 2. What the benchmark does not do: every fixture payload (encrypted ones, other job classes handed to
 #    PHP, delayed and tuned ones), malformed payloads, an action that fails, text logs at info.
-prefix="dwhot_$$_"
 queue="${prefix}queues:hot"
 for f in fixtures/payloads/*.json; do
     redis-cli -h 127.0.0.1 RPUSH "$queue" "$(cat "$f")" >/dev/null
@@ -40,7 +41,6 @@ REDIS_PREFIX="$prefix" DEFER_WORKER_LOG=info \
     $DEFER_WORKER_WRAP "$bin" --config "$work/hot.toml" work --queue=hot --tries=1 --stop-when-empty \
     --handoff-queue=hot_php --failed-db "$work/failed.sqlite" 2>"$work/hot.log" \
     || { tail -20 "$work/hot.log"; exit 1; }
-redis-cli -h 127.0.0.1 --scan --pattern "${prefix}*" | xargs -r redis-cli -h 127.0.0.1 DEL >/dev/null
 
 # 3. Keep the functions of our binary (callgrind also names libc's and the loader's), grouped by the first
 #    run that used them in the order drain, idle, failures, whatsapp: the drain's code is one block, what
