@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -56,14 +56,14 @@ CACHE_DRIVER for the actions.
 Actions: with no [actions] table the app's whatsapp_notification, email_notification, analytics_tracking and
 cache_warming run natively (handed to PHP when their database or cache store is not configured) and any
 other action completes with a warning, as the app does. `defer-worker config` shows the table in use.")]
-    Work(WorkArgs),
+    Work(crate::ops::work::WorkArgs),
     /// Print one job payload as JSON: envelope, decoded command, and the DeferredJob's action and data.
     #[command(after_help = "\
 Examples:
   defer-worker decode fixtures/payloads/whatsapp.json
   redis-cli --raw LINDEX laravel_database_queues:default 0 | defer-worker decode -
   APP_KEY=base64:... defer-worker decode encrypted.json")]
-    Decode(DecodeArgs),
+    Decode(crate::ops::decode::DecodeArgs),
     /// Print the resolved configuration, secrets masked, with where each value came from.
     Config(crate::ops::config_cmd::ConfigArgs),
     /// Failed jobs: list, show, retry, forget, flush, prune (`queue:failed`, `queue:retry`, …).
@@ -76,74 +76,4 @@ Examples:
     Dispatch(crate::ops::dispatch::DispatchArgs),
     /// Tell running workers (PHP's and ours) to finish their jobs and exit (`queue:restart`).
     Restart(crate::ops::restart::RestartArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct WorkArgs {
-    /// Queues to work, highest priority first (comma list). Default: REDIS_QUEUE, else `default`.
-    #[arg(long, value_name = "Q1,Q2")]
-    pub queue: Option<String>,
-    /// Connection name written to failed_jobs.
-    #[arg(long)]
-    pub connection: Option<String>,
-    /// Attempts before a job fails, when its payload has no maxTries (0 = unlimited). Laravel's default: 1.
-    #[arg(long)]
-    pub tries: Option<i64>,
-    /// Seconds before a failed job is retried, when its payload has none; a comma list per attempt.
-    #[arg(long, value_name = "S[,S…]")]
-    pub backoff: Option<String>,
-    /// Seconds a job may run, when its payload has no timeout (0 = none).
-    #[arg(long)]
-    pub timeout: Option<u64>,
-    /// Longest idle wait in seconds (new jobs wake the worker at once).
-    #[arg(long)]
-    pub sleep: Option<f64>,
-    /// Seconds to rest after each job.
-    #[arg(long)]
-    pub rest: Option<f64>,
-    /// Stop when the queues are empty and no job is running.
-    #[arg(long)]
-    pub stop_when_empty: bool,
-    /// Stop after this many jobs.
-    #[arg(long)]
-    pub max_jobs: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long)]
-    pub max_time: Option<u64>,
-    /// Seconds a reserved job is kept before any worker may take it again (the connection's retry_after).
-    #[arg(long)]
-    pub retry_after: Option<u64>,
-    /// Jobs in flight (reserved) at once in this process: the in-flight limit. Per-action limits:
-    /// `[limits.actions]` in the config file.
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// Largest payload read, in bytes (default 1048576); a larger one goes to failed_jobs unparsed.
-    /// Also `[limits] max_payload_bytes`.
-    #[arg(long, env = "DEFER_WORKER_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
-    pub max_payload_bytes: Option<usize>,
-    /// Queue for jobs defer-worker does not run (other classes, `forward` actions); `{queue}` = source queue.
-    #[arg(long, value_name = "QUEUE")]
-    pub handoff_queue: Option<String>,
-    /// Seconds running jobs get to finish after SIGTERM/SIGINT.
-    #[arg(long)]
-    pub drain_timeout: Option<u64>,
-    /// SQLite file for failed_jobs when no DB_CONNECTION/DATABASE_URL is set.
-    #[arg(long, value_name = "PATH")]
-    pub failed_db: Option<PathBuf>,
-    /// Serve /metrics (Prometheus), /health, /ready and /stats on this address, e.g. 127.0.0.1:9090.
-    /// Off by default.
-    #[arg(long, value_name = "ADDR")]
-    pub http: Option<std::net::SocketAddr>,
-}
-
-#[derive(Debug, Args)]
-pub struct DecodeArgs {
-    /// The payload file; `-` or nothing reads standard input.
-    pub file: Option<PathBuf>,
-    /// APP_KEY for encrypted commands (default: the APP_KEY environment variable).
-    #[arg(long, env = "APP_KEY", hide_env_values = true)]
-    pub app_key: Option<String>,
-    /// The DeferredJob class name.
-    #[arg(long, default_value = crate::deferred::DEFAULT_CLASS)]
-    pub class: String,
 }

@@ -1,30 +1,19 @@
-//! The `defer-worker` binary: parse the command line, set up logging, run the subcommand, exit.
+//! The `defer-worker` binary: parse the command line, set up logging, build the command's settings once,
+//! run the subcommand with them, exit.
 
-use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 
-use defer_worker::cli::{Cli, Command, DecodeArgs, LogFormat};
-use defer_worker::config::{self, FileConfig};
-use defer_worker::laravel::encrypter::Encrypter;
+use defer_worker::cli::{Cli, Command, LogFormat};
+use defer_worker::config::Settings;
 use defer_worker::ops;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let result = config::load_env_file(cli.env_file.as_deref()).and_then(|()| match &cli.command {
-        Command::Decode(args) => decode(args),
-        command => FileConfig::load(cli.config.as_deref()).and_then(|file| {
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?
-                .block_on(run(command, &file))
-        }),
-    });
-    match result {
+    match run(&cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("defer-worker: {err:#}");
@@ -33,19 +22,33 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: &Command, file: &FileConfig) -> anyhow::Result<ExitCode> {
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Decode(args) = &cli.command {
+        // Runs anywhere, without the async runtime or a config file.
+        let settings = Settings::load_env_only(cli.env_file.as_deref())?;
+        return ops::decode::run(args, &settings);
+    }
+    let settings = ops::settings::load(cli.env_file.as_deref(), cli.config.as_deref())?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(subcommand(&cli.command, &settings))
+}
+
+async fn subcommand(command: &Command, settings: &Settings) -> anyhow::Result<ExitCode> {
     // Every command but `config` (which reports the problems itself) refuses bad settings at start.
     if !matches!(command, Command::Config(_)) {
-        config::ensure_valid()?;
+        ops::report::ensure_valid(settings)?;
     }
     match command {
-        Command::Work(args) => ops::work::run(args, file).await,
-        Command::Config(args) => ops::config_cmd::run(args).await,
-        Command::Failed(args) => ops::failed::run(args).await,
-        Command::Monitor(args) => ops::monitor::run(args).await,
-        Command::Clear(args) => ops::clear::run(args).await,
-        Command::Dispatch(args) => ops::dispatch::run(args).await,
-        Command::Restart(args) => ops::restart::run(args).await,
+        Command::Work(args) => ops::work::run(args, settings).await,
+        Command::Config(args) => ops::config_cmd::run(args, settings).await,
+        Command::Failed(args) => ops::failed::run(args, settings).await,
+        Command::Monitor(args) => ops::monitor::run(args, settings).await,
+        Command::Clear(args) => ops::clear::run(args, settings).await,
+        Command::Dispatch(args) => ops::dispatch::run(args, settings).await,
+        Command::Restart(args) => ops::restart::run(args, settings).await,
         Command::Decode(_) => unreachable!("decode runs without the async runtime"),
     }
 }
@@ -64,30 +67,4 @@ fn init_tracing(format: LogFormat) {
             .with_current_span(true)
             .init(),
     }
-}
-
-fn decode(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
-    let (name, raw) = match args.file.as_deref() {
-        None => ("<stdin>".to_owned(), read_stdin()?),
-        Some(p) if p.as_os_str() == "-" => ("<stdin>".to_owned(), read_stdin()?),
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
-        ),
-    };
-    // redis-cli --raw and editors add a final newline that is not part of the payload.
-    let raw = raw.strip_suffix(b"\n").unwrap_or(&raw);
-    let previous = config::env("APP_PREVIOUS_KEYS");
-    let encrypter = Encrypter::from_keys(args.app_key.as_deref(), previous.as_deref())?;
-    let json = ops::decode::decode(raw, &encrypter, &args.class).with_context(|| name.clone())?;
-    println!("{}", serde_json::to_string_pretty(&json)?);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn read_stdin() -> anyhow::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut buf)
-        .context("cannot read standard input")?;
-    Ok(buf)
 }

@@ -344,7 +344,7 @@ fn bad_values_are_listed_with_key_and_source_and_exit_1() {
     // The same checks through the library function other commands call at start.
     let dotenv = DotEnv::parse("REDIS_DB=x\n", Path::new("/srv/.env"), &|_| None).unwrap();
     let s = Settings::from_parts(HashMap::new(), Some(dotenv), &FileConfig::default());
-    let problems = defer_worker::config::report::validate(&s).unwrap_err();
+    let problems = defer_worker::ops::report::validate(&s).unwrap_err();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].key, "REDIS_DB");
     assert_eq!(problems[0].source, "/srv/.env:1");

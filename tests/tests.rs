@@ -12,6 +12,7 @@ mod failed_jobs;
 mod faults;
 mod fixtures_replay;
 mod http;
+mod layers;
 mod limits;
 mod ops_dispatch;
 mod ops_failed;

@@ -705,7 +705,7 @@ fn the_example_config_file_is_valid_and_maps_the_apps_actions() {
     let path = crate::support::repo().join("deploy/defer-worker.example.toml");
     let file = defer_worker::config::FileConfig::load(Some(&path))
         .expect("deploy/defer-worker.example.toml parses");
-    let plan = file.actions();
+    let plan = defer_worker::actions::Plan::from_file(&file).expect("[actions] parses");
     use defer_worker::actions::ActionKind;
     assert!(matches!(
         plan.kind_of("whatsapp_notification"),

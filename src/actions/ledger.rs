@@ -86,14 +86,6 @@ impl Ledger {
         Ok(Self::new(conn, &cfg.prefix))
     }
 
-    /// [`Ledger::connect`] with the queue's `REDIS_*` settings from the process-wide configuration.
-    /// Errors name the setting or the (masked) endpoint.
-    pub async fn from_env() -> anyhow::Result<Ledger> {
-        let cfg = RedisConfig::from_env(&crate::config::env)
-            .map_err(|e| anyhow::anyhow!("invalid Redis settings for the sent-ledger: {e}"))?;
-        Ok(Self::connect(&cfg).await?)
-    }
-
     /// On an existing connection (a `ConnectionManager` or a [`RedisConn`]); `prefix` is the Redis
     /// key prefix (`REDIS_PREFIX`).
     pub fn new(conn: impl Into<RedisConn>, prefix: &str) -> Ledger {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::query::{self, AppDataError};
 use super::row::{Row, SqlValue};
+use crate::config::FileConfig;
 use crate::laravel::database::{Db, DbConfig};
 
 /// `[app.queries]`: one statement per lookup, with positional `?` placeholders (rewritten to `$1`… on
@@ -66,6 +67,13 @@ pub struct AppSection {
     /// wait for a connection.
     pub max_connections: Option<u32>,
     pub queries: AppQueries,
+}
+
+impl AppSection {
+    /// The `[app]` table of `file` (defaults without one). Errors carry the file's line.
+    pub fn from_file(file: &FileConfig) -> Result<AppSection, toml::de::Error> {
+        file.section("app")
+    }
 }
 
 /// Default of `[app] max_connections`.
@@ -154,15 +162,10 @@ impl AppData {
         }
     }
 
-    /// From the app's DB_* settings (or `DATABASE_URL`), as `failed_jobs` finds them, and `[app]`.
-    /// `None` when no app database is configured at all. Connections open lazily, so the worker starts
-    /// while the database is down (each lookup then fails with a retryable error). Errors name the
-    /// setting; never a password.
-    pub async fn from_env(section: &AppSection) -> anyhow::Result<Option<AppData>> {
-        Self::from_lookup(section, &crate::config::env).await
-    }
-
-    /// Like [`AppData::from_env`], with the settings looked up through `get`.
+    /// From the app's DB_* settings (or `DATABASE_URL`), looked up through `get`, as `failed_jobs` finds
+    /// them, and `[app]`. `None` when no app database is configured at all. Connections open lazily, so
+    /// the worker starts while the database is down (each lookup then fails with a retryable error).
+    /// Errors name the setting; never a password.
     pub async fn from_lookup(
         section: &AppSection,
         get: &dyn Fn(&str) -> Option<String>,
@@ -366,6 +369,20 @@ pub fn fallback_settings() -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_section_sets_queries_and_rejects_unknown_ones() {
+        let c = FileConfig::parse(
+            "[app]\ndatabase_url = \"mysql://ro@db/app\"\n[app.queries]\nvendor = \"SELECT * FROM vendors WHERE id = ?\"\n",
+        )
+        .unwrap();
+        let app = AppSection::from_file(&c).unwrap();
+        assert_eq!(app.queries.vendor, "SELECT * FROM vendors WHERE id = ?");
+        assert_eq!(app.queries.order, "SELECT * FROM orders WHERE id = ?");
+        let file = FileConfig::parse("[app.queries]\nvendors = \"x\"\n").unwrap();
+        let err = AppSection::from_file(&file).unwrap_err().to_string();
+        assert!(err.contains("vendors") && err.contains("line 2"), "{err}");
+    }
 
     #[test]
     fn queries_have_defaults_and_reject_unknown_keys() {

@@ -5,7 +5,6 @@
 //!
 //! It must not build SQL from data: values always travel as bound parameters.
 
-use crate::actions::ActionError;
 use crate::laravel::database::Db;
 
 use super::decode;
@@ -46,20 +45,6 @@ impl AppDataError {
     /// True for [`AppDataError::Unavailable`].
     pub fn is_unavailable(&self) -> bool {
         matches!(self, AppDataError::Unavailable { .. })
-    }
-}
-
-impl From<AppDataError> for ActionError {
-    fn from(e: AppDataError) -> Self {
-        match e {
-            AppDataError::Unavailable { .. } => ActionError::Retry {
-                message: e.to_string(),
-                after: None,
-            },
-            AppDataError::Query { .. } => ActionError::Permanent {
-                message: e.to_string(),
-            },
-        }
     }
 }
 
@@ -283,24 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_retries_and_bad_sql_fails_now() {
-        let retry: ActionError = AppDataError::Unavailable {
-            query: "order".into(),
-            reason: "pool timed out".into(),
-        }
-        .into();
-        assert!(matches!(retry, ActionError::Retry { after: None, .. }));
-        assert!(retry
-            .to_string()
-            .contains("app database unavailable for the `order` lookup"));
-        let perm: ActionError = AppDataError::Query {
-            query: "settings".into(),
-            reason: "Table 'x.settings' doesn't exist (42S02)".into(),
-            missing_table: true,
-        }
-        .into();
-        assert!(matches!(perm, ActionError::Permanent { .. }));
-        assert!(perm.to_string().starts_with("app query `settings` failed"));
+    fn transient_and_missing_table_codes() {
         assert!(transient_code("08006", ""));
         assert!(transient_code("1213", ""));
         assert!(transient_code("5", "database is locked"));

@@ -1,8 +1,10 @@
 //! The catalogue of Laravel-named settings the app uses: group, Laravel's default, how each value is
-//! checked, and how it is masked. Data only; `report` builds on it.
+//! checked, and how it is masked. Data only; the `config` command's report (in `ops`) builds on it.
 //!
 //! Secrets (`*_PASSWORD`, `*_KEY(S)`, `*_TOKEN`, `*_SECRET`, passwords inside URLs) and personal data (the
 //! test phone number) must only leave through [`mask`].
+
+use crate::util::url;
 
 /// How a value is checked and shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,24 +190,6 @@ pub fn is_secret(key: &str) -> bool {
         .any(|s| key.ends_with(s))
 }
 
-/// `scheme://user:password@host` → `scheme://user:***@host`.
-pub fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, pass)) if !pass.is_empty() => {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            }
-            _ => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 /// `value` as it may be shown for `key`.
 pub fn mask(key: &str, kind: Kind, value: &str) -> String {
     if value.is_empty() {
@@ -214,7 +198,7 @@ pub fn mask(key: &str, kind: Kind, value: &str) -> String {
     match kind {
         Kind::Secret | Kind::AppKey | Kind::Personal => "***".to_owned(),
         _ if is_secret(key) => "***".to_owned(),
-        _ if value.contains("://") => mask_url_password(value),
+        _ if value.contains("://") => url::mask_password(value),
         _ => value.to_owned(),
     }
 }

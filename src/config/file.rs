@@ -8,13 +8,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::actions::{ActionKind, Plan};
-use crate::app::AppSection;
-
-/// The default config file, read when present in the working directory.
-pub const DEFAULT_FILE: &str = "defer-worker.toml";
+use super::DEFAULT_FILE;
 
 /// The `[worker]` table: the same settings as `work`'s flags.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -36,7 +33,7 @@ pub struct WorkerSection {
 }
 
 /// `[limits]`: bounds on what one payload and one action may take (docs/security.md). Unset keys keep
-/// their defaults ([`crate::worker::options::WorkerOptions::default`]); values are checked at start.
+/// the worker's defaults; values are checked at start.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
@@ -64,16 +61,18 @@ pub struct QueueSection {
 pub struct FileConfig {
     #[serde(default)]
     pub worker: WorkerSection,
-    /// `[actions.<name>] kind = "..."`; the name `"*"` sets the kind of actions not listed.
+    /// `[actions.<name>] kind = "..."`; the name `"*"` sets the kind of actions not listed. Kept raw:
+    /// the actions module reads it through [`FileConfig::section`].
     #[serde(default)]
-    pub actions: BTreeMap<String, ActionKind>,
+    pub actions: toml::Table,
     #[serde(default)]
     pub queues: BTreeMap<String, QueueSection>,
     #[serde(default)]
     pub limits: LimitsSection,
     /// `[app]`: where the app's data is read (`database_url`) and the lookups' SQL (`[app.queries]`).
+    /// Kept raw: the app module reads it through [`FileConfig::section`].
     #[serde(default)]
-    pub app: AppSection,
+    pub app: toml::Table,
     /// `[env]`: Laravel-named settings (`REDIS_HOST = "10.0.0.5"`), used when neither the process
     /// environment nor the app's `.env` sets them.
     #[serde(default)]
@@ -81,6 +80,9 @@ pub struct FileConfig {
     /// The file this was read from (`None`: no file).
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// The file's text, so a section read later reports the file's own line numbers.
+    #[serde(skip)]
+    text: String,
 }
 
 /// A value of the `[env]` table: TOML strings, numbers and booleans, read as the text `.env` would hold.
@@ -105,18 +107,9 @@ impl fmt::Display for EnvScalar {
 }
 
 impl FileConfig {
-    /// Reads `path`, or `defer-worker.toml` in the working directory when no path is given and it exists.
-    ///
-    /// The result also becomes the file layer of [`super::env()`] and of `defer-worker config` (its `[env]`
-    /// table and its path), since every command loads the file once at start.
+    /// Reads `path`, or `defer-worker.toml` in the working directory when no path is given and it
+    /// exists; no file at all is the empty configuration.
     pub fn load(path: Option<&Path>) -> anyhow::Result<FileConfig> {
-        let file = Self::read(path)?;
-        super::install_file(&file);
-        Ok(file)
-    }
-
-    /// Like [`FileConfig::load`], without touching the process-wide settings.
-    pub fn read(path: Option<&Path>) -> anyhow::Result<FileConfig> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
@@ -131,13 +124,66 @@ impl FileConfig {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
-        Ok(toml::from_str(text)?)
+        let mut file: FileConfig = toml::from_str(text)?;
+        file.text = text.to_owned();
+        Ok(file)
     }
 
-    /// The action table completed with the app's defaults; with no `"*"` entry unlisted actions get
-    /// `warn`, as the app's DeferredJob does.
-    pub fn actions(&self) -> Plan {
-        Plan::new(&self.actions)
+    /// The table `name` (`actions`, `app`) deserialized as `T` by the module that owns it; `T`'s
+    /// default when the file has no such table. Errors carry the file's line and column.
+    pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, toml::de::Error> {
+        if self.text.is_empty() {
+            return Ok(T::default());
+        }
+        let found = Section::<T> {
+            name,
+            found: std::marker::PhantomData,
+        }
+        .deserialize(toml::Deserializer::new(&self.text))?;
+        Ok(found.unwrap_or_default())
+    }
+
+    /// Where the file's tables came from, for messages: its path, or the default name.
+    pub fn display_path(&self) -> String {
+        self.path
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_FILE))
+            .display()
+            .to_string()
+    }
+}
+
+/// Reads one top-level table of a TOML document and skips the others.
+struct Section<'n, T> {
+    name: &'n str,
+    found: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Section<'_, T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Section<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a TOML document")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.name {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -146,34 +192,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_worker_actions_and_queues() {
-        let c = FileConfig::parse(
-            r#"
-            [worker]
-            queue = "whatsapp,default"
-            concurrency = 32
-            [actions.whatsapp_notification]
-            kind = "log"
-            [actions."*"]
-            kind = "fail"
-            message = "unknown action"
-            [queues.whatsapp]
-            retry_after = 30
-            "#,
-        )
-        .unwrap();
-        assert_eq!(c.worker.concurrency, Some(32));
-        assert_eq!(c.queues["whatsapp"].retry_after, Some(30));
-        let a = c.actions();
-        assert_eq!(
-            a.kind_of("whatsapp_notification"),
-            &ActionKind::Log { sleep_ms: 0 }
+    fn sections_are_read_by_their_owners_with_the_files_lines() {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Owned {
+            size: Option<u32>,
+        }
+        let c = FileConfig::parse("[worker]\nconcurrency = 2\n[owned]\nsize = 3\n");
+        let err = c.unwrap_err().to_string();
+        assert!(
+            err.contains("owned"),
+            "the file still rejects unknown tables: {err}"
         );
-        assert!(matches!(a.kind_of("other"), ActionKind::Fail { .. }));
+        let c = FileConfig::parse("[worker]\nconcurrency = 2\n[app]\nsize = 3\n").unwrap();
+        assert_eq!(c.section::<Owned>("app").unwrap().size, Some(3));
+        assert_eq!(c.section::<Owned>("actions").unwrap().size, None);
         assert_eq!(
-            FileConfig::default().actions().kind_of("x"),
-            &ActionKind::Warn
+            FileConfig::default().section::<Owned>("app").unwrap().size,
+            None
         );
+        let c = FileConfig::parse("[worker]\nconcurrency = 2\n[app]\nsizes = 3\n").unwrap();
+        let err = c.section::<Owned>("app").unwrap_err().to_string();
+        assert!(err.contains("sizes") && err.contains("line 4"), "{err}");
     }
 
     #[test]
@@ -193,20 +233,6 @@ mod tests {
             err.contains("max_payload") && err.contains("line 2"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn app_section_sets_queries_and_rejects_unknown_ones() {
-        let c = FileConfig::parse(
-            "[app]\ndatabase_url = \"mysql://ro@db/app\"\n[app.queries]\nvendor = \"SELECT * FROM vendors WHERE id = ?\"\n",
-        )
-        .unwrap();
-        assert_eq!(c.app.queries.vendor, "SELECT * FROM vendors WHERE id = ?");
-        assert_eq!(c.app.queries.order, "SELECT * FROM orders WHERE id = ?");
-        let err = FileConfig::parse("[app.queries]\nvendors = \"x\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("vendors") && err.contains("line 2"), "{err}");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //!
 //! Values go through Laravel's `env()` conversions: `true`/`(true)` → `true`, `false`/`(false)` →
 //! `false`, `empty`/`(empty)` → the empty string, `null`/`(null)` → unset (a value of `None`), and one pair
-//! of surrounding quotes is removed. Pure apart from reading the live process environment when built
-//! with [`Settings::live`]; it must never log values.
+//! of surrounding quotes is removed, once, here: consumers use values as given. [`Settings::load`] reads
+//! the process environment once, at start; it must never log values.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::dotenv::DotEnv;
 use super::file::FileConfig;
+use super::{DEFAULT_ENV_FILE, DEFAULT_FILE};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,18 +61,12 @@ impl fmt::Debug for Resolved {
     }
 }
 
-#[derive(Clone)]
-enum Process {
-    /// Read `std::env` at each lookup.
-    Live,
-    Map(HashMap<String, String>),
-}
-
-/// The layers, ready for lookups. Cheap to share behind an `Arc`.
-#[derive(Clone)]
+/// The layers, ready for lookups. Cheap to share behind an `Arc`. The default has no layer at all: every
+/// key is unset.
+#[derive(Clone, Default)]
 pub struct Settings {
     flags: BTreeMap<String, String>,
-    process: Process,
+    process: HashMap<String, String>,
     dotenv: Option<DotEnv>,
     file: FileConfig,
 }
@@ -87,7 +82,28 @@ impl fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// From fixed layers (tests, or a snapshot): `process` stands for the process environment.
+    /// The settings of a command: the process environment as it is now, the app's `.env` (`env_file`,
+    /// which must exist; else `./.env` when present) and the config file (`config_file`, which must
+    /// exist; else `./defer-worker.toml` when present).
+    pub fn load(env_file: Option<&Path>, config_file: Option<&Path>) -> anyhow::Result<Settings> {
+        let process = process_environment();
+        let dotenv = read_dotenv(env_file, &process)?;
+        let file = FileConfig::load(config_file)?;
+        Ok(Settings::from_parts(process, dotenv, &file))
+    }
+
+    /// Like [`Settings::load`] without a config file (`decode`, which must work anywhere).
+    pub fn load_env_only(env_file: Option<&Path>) -> anyhow::Result<Settings> {
+        let process = process_environment();
+        let dotenv = read_dotenv(env_file, &process)?;
+        Ok(Settings::from_parts(
+            process,
+            dotenv,
+            &FileConfig::default(),
+        ))
+    }
+
+    /// From fixed layers: `process` stands for the process environment.
     pub fn from_parts(
         process: HashMap<String, String>,
         dotenv: Option<DotEnv>,
@@ -95,17 +111,7 @@ impl Settings {
     ) -> Settings {
         Settings {
             flags: BTreeMap::new(),
-            process: Process::Map(process),
-            dotenv,
-            file: file.clone(),
-        }
-    }
-
-    /// Reading the real process environment at each lookup.
-    pub fn live(dotenv: Option<DotEnv>, file: &FileConfig) -> Settings {
-        Settings {
-            flags: BTreeMap::new(),
-            process: Process::Live,
+            process,
             dotenv,
             file: file.clone(),
         }
@@ -127,10 +133,7 @@ impl Settings {
 
     /// The raw process value of `key` (present even when empty).
     pub fn process_value(&self, key: &str) -> Option<String> {
-        match &self.process {
-            Process::Live => std::env::var_os(key).map(|v| v.to_string_lossy().into_owned()),
-            Process::Map(m) => m.get(key).cloned(),
-        }
+        self.process.get(key).cloned()
     }
 
     /// The highest layer that sets `key`, with Laravel's conversions applied; `None` when no layer does.
@@ -164,7 +167,7 @@ impl Settings {
                 .file
                 .path
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(super::DEFAULT_FILE));
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
             return Some(Resolved {
                 value: laravel_env(&v.to_string()),
                 source: Source::ConfigFile(path),
@@ -178,13 +181,48 @@ impl Settings {
         self.get(key)?.value.filter(|v| !v.is_empty())
     }
 
+    /// [`Settings::env`] as the lookup function the library's constructors take
+    /// (`RedisConfig::from_env(&settings.lookup())`).
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |key| self.env(key)
+    }
+
     /// Where the config file's worker/queue/action tables came from.
     pub fn file_source(&self) -> Source {
         match &self.file.path {
             Some(p) => Source::ConfigFile(p.clone()),
-            None => Source::ConfigFile(Path::new(super::DEFAULT_FILE).to_path_buf()),
+            None => Source::ConfigFile(Path::new(DEFAULT_FILE).to_path_buf()),
         }
     }
+}
+
+/// The process environment, read once (values that are not UTF-8 are read lossily).
+fn process_environment() -> HashMap<String, String> {
+    std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The app's `.env` with Laravel's rules (`${VAR}` expanded from the process environment first). An
+/// explicit `path` must exist; without one, `./.env` is read when present.
+fn read_dotenv(
+    path: Option<&Path>,
+    process: &HashMap<String, String>,
+) -> anyhow::Result<Option<DotEnv>> {
+    let path = match path {
+        Some(p) => {
+            anyhow::ensure!(p.exists(), "--env {}: no such file", p.display());
+            p
+        }
+        None if Path::new(DEFAULT_ENV_FILE).is_file() => Path::new(DEFAULT_ENV_FILE),
+        None => return Ok(None),
+    };
+    Ok(Some(DotEnv::read(path, &|k| process.get(k).cloned())?))
 }
 
 /// Laravel's `Env::get` conversions of a raw value; `None` for `null`.

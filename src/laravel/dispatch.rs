@@ -13,7 +13,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use super::payload::CALL_QUEUED_HANDLER;
-use crate::php::{self, Key, Object, Prop, Value};
+use crate::php::{self, Key, Object, Prop, Unicode, Value};
 
 /// Which Laravel wrote the command (only the serialized properties differ; the envelope is the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,35 +182,17 @@ pub fn build_with_ids(
     Ok(out.into_bytes())
 }
 
-/// A JSON string as PHP's `json_encode(..., JSON_UNESCAPED_UNICODE)` writes it: `"` `\` `/` escaped,
-/// `\b \f \n \r \t`, other controls as `\u00xx` (lowercase hex), U+2028/U+2029 as `\u2028`/`\u2029`,
-/// everything else (DEL included) raw. Invalid UTF-8 (which PHP refuses) is written as U+FFFD; our input
-/// comes from Rust strings, so there is none.
+/// A JSON string as PHP's `json_encode(..., JSON_UNESCAPED_UNICODE)` writes it. Invalid UTF-8 (which
+/// PHP refuses) is written as U+FFFD; our input comes from Rust strings, so there is none.
 fn json_string(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    for c in String::from_utf8_lossy(bytes).chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '/' => out.push_str("\\/"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    php::json_string(out, &String::from_utf8_lossy(bytes), Unicode::Unescaped);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deferred::DEFAULT_CLASS;
+    // The app's job class (`deferred::DEFAULT_CLASS`, a layer above this one).
+    const DEFAULT_CLASS: &str = "App\\Jobs\\DeferredJob";
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

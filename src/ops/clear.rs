@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::connect;
-use crate::config::env;
+use crate::config::Settings;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -44,12 +44,14 @@ fn in_production(app_env: Option<&str>) -> bool {
     app_env.is_none_or(|e| e == "production")
 }
 
-pub async fn run(args: &ClearArgs) -> anyhow::Result<ExitCode> {
-    let conn = connect::connection(args.connection.as_deref())?;
-    if !args.force && in_production(env("APP_ENV").as_deref()) {
+pub async fn run(args: &ClearArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let conn = connect::connection(settings, args.connection.as_deref())?;
+    if !args.force && in_production(settings.env("APP_ENV").as_deref()) {
         eprintln!(
             "Application In Production! APP_ENV is {}: pass --force to clear the queue.",
-            env("APP_ENV").map_or_else(|| "unset".to_owned(), |e| format!("{e:?}"))
+            settings
+                .env("APP_ENV")
+                .map_or_else(|| "unset".to_owned(), |e| format!("{e:?}"))
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -60,7 +62,7 @@ pub async fn run(args: &ClearArgs) -> anyhow::Result<ExitCode> {
         .filter(|q| !q.is_empty())
         .collect();
     anyhow::ensure!(!queues.is_empty(), "--queue is empty: name a queue");
-    let (store, q) = connect::queue(&conn).await?;
+    let (store, q) = connect::queue(settings, &conn).await?;
     for queue in queues {
         let n = q
             .clear(queue)

@@ -2,17 +2,18 @@
 //! place it came from (process environment, `.env` line, config file, default, or derived), then the
 //! notes and problems; exits 1 when there is a problem.
 //!
-//! It connects to nothing and must never print a secret: values come masked from `config::report`.
+//! It connects to nothing and must never print a secret: values come masked from [`super::report`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::actions::Origin;
+use crate::actions::{Origin, Plan};
 use crate::app::orders::APP_MAX_CONNECTIONS;
-use crate::config::catalogue::mask_url_password;
-use crate::config::report::{Group, Report, Row};
+use crate::app::AppSection;
 use crate::config::{self, Settings, Source};
 use crate::ops::connect::DEFAULT_FAILED_DB;
+use crate::ops::report::{Group, Report, Row};
+use crate::util::url::mask_password;
 use crate::worker::WorkerOptions;
 
 /// Arguments of `defer-worker config`.
@@ -36,16 +37,15 @@ pub struct ConfigArgs {
     pub json: bool,
 }
 
-pub async fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    let settings = config::settings();
-    let report = build(&settings);
+pub async fn run(args: &ConfigArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let report = build(settings)?;
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json(&settings, &report))?
+            serde_json::to_string_pretty(&json(settings, &report))?
         );
     } else {
-        print!("{}", text(&settings, &report));
+        print!("{}", text(settings, &report));
     }
     if report.problems.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -58,9 +58,9 @@ pub async fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The report of [`config::report`] plus the worker group (the `[worker]`, `[queues]` and `[actions]`
+/// The report of [`super::report`] plus the worker group (the `[worker]`, `[queues]` and `[actions]`
 /// tables, with `work`'s defaults).
-pub fn build(settings: &Settings) -> Report {
+pub fn build(settings: &Settings) -> anyhow::Result<Report> {
     let file = settings.file();
     let embedded = file
         .worker
@@ -68,11 +68,11 @@ pub fn build(settings: &Settings) -> Report {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_FAILED_DB));
     let mut report = Report::build(settings, &embedded);
-    report.groups.insert(3, worker_group(settings));
-    report
+    report.groups.insert(3, worker_group(settings)?);
+    Ok(report)
 }
 
-fn worker_group(settings: &Settings) -> Group {
+fn worker_group(settings: &Settings) -> anyhow::Result<Group> {
     let file = settings.file();
     let w = &file.worker;
     let d = WorkerOptions::default();
@@ -164,7 +164,8 @@ fn worker_group(settings: &Settings) -> Group {
             });
         }
     }
-    let plan = file.actions();
+    let plan = Plan::from_file(file)?;
+    let app = AppSection::from_file(file)?;
     for (action, (kind, origin)) in &plan.by_name {
         rows.push(Row {
             key: format!("actions.{action}"),
@@ -181,28 +182,28 @@ fn worker_group(settings: &Settings) -> Group {
     rows.push(Row {
         key: "actions.*".to_owned(),
         value: Some(plan.unlisted.name().to_owned()),
-        source: if file.actions.contains_key("*") {
+        source: if Plan::file_sets_unlisted(file) {
             format!("{from_file} [actions.\"*\"]")
         } else {
             Source::Default.to_string()
         },
     });
-    if let Some(url) = file.app.database_url.as_deref().filter(|u| !u.is_empty()) {
+    if let Some(url) = app.database_url.as_deref().filter(|u| !u.is_empty()) {
         rows.push(Row {
             key: "app.database_url".to_owned(),
-            value: Some(mask_url_password(url)),
+            value: Some(mask_password(url)),
             source: format!("{from_file} [app]"),
         });
     }
     rows.push(row(
         "app.max_connections",
-        file.app.max_connections.map(|v| v.to_string()),
+        app.max_connections.map(|v| v.to_string()),
         APP_MAX_CONNECTIONS.to_string(),
     ));
-    Group {
+    Ok(Group {
         name: "worker".to_owned(),
         rows,
-    }
+    })
 }
 
 fn layers(settings: &Settings) -> Vec<String> {

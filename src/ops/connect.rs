@@ -1,11 +1,11 @@
-//! Opening the stores every subcommand needs, from Laravel-named settings, with errors that name the
+//! Opening the stores every subcommand needs, from the command's [`Settings`], with errors that name the
 //! setting to fix. One place, so `work`, `failed`, `monitor`… connect the same way.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::config::env;
+use crate::config::{self, Settings};
 use crate::laravel::connection::{self, Connection, Driver};
 use crate::laravel::database::{Db, DbConfig};
 use crate::laravel::database_queue::DatabaseQueue;
@@ -18,13 +18,14 @@ use crate::laravel::redis_queue::RedisQueue;
 /// The embedded failed_jobs database used when the app's database is not configured.
 pub const DEFAULT_FAILED_DB: &str = "defer-worker-failed-jobs.sqlite";
 
-fn lookup(key: &str) -> Option<String> {
-    env(key)
+/// The queue's Redis settings (REDIS_*, key prefix).
+pub fn redis_config(settings: &Settings) -> anyhow::Result<RedisConfig> {
+    RedisConfig::from_env(&settings.lookup()).context("invalid Redis settings")
 }
 
 /// The queue connection (REDIS_* settings, key prefix).
-pub async fn redis_queue() -> anyhow::Result<(RedisConfig, RedisQueue)> {
-    let cfg = RedisConfig::from_env(&lookup).context("invalid Redis settings")?;
+pub async fn redis_queue(settings: &Settings) -> anyhow::Result<(RedisConfig, RedisQueue)> {
+    let cfg = redis_config(settings)?;
     let queue = RedisQueue::connect(&cfg)
         .await
         .with_context(|| format!("cannot connect to Redis at {cfg}"))?;
@@ -33,7 +34,8 @@ pub async fn redis_queue() -> anyhow::Result<(RedisConfig, RedisQueue)> {
 
 /// The queue connection `name` (default: QUEUE_CONNECTION, else `redis`), as `config/queue.php`
 /// declares it.
-pub fn connection(name: Option<&str>) -> anyhow::Result<Connection> {
+pub fn connection(settings: &Settings, name: Option<&str>) -> anyhow::Result<Connection> {
+    let lookup = settings.lookup();
     let name = name
         .map(str::to_owned)
         .unwrap_or_else(|| connection::default_name(&lookup));
@@ -41,15 +43,15 @@ pub fn connection(name: Option<&str>) -> anyhow::Result<Connection> {
 }
 
 /// Opens `conn`'s store; returns a description for logs (passwords masked) and the queue.
-pub async fn queue(conn: &Connection) -> anyhow::Result<(String, Queue)> {
+pub async fn queue(settings: &Settings, conn: &Connection) -> anyhow::Result<(String, Queue)> {
     match &conn.driver {
         Driver::Redis => {
-            let (cfg, queue) = redis_queue().await?;
+            let (cfg, queue) = redis_queue(settings).await?;
             Ok((cfg.to_string(), Queue::Redis(queue)))
         }
         Driver::Database { table } => {
             // The app's database, as Laravel's database queue uses it (no embedded fallback).
-            let cfg = DbConfig::from_env(&lookup, Path::new(DEFAULT_FAILED_DB))
+            let cfg = DbConfig::from_env(&settings.lookup(), Path::new(DEFAULT_FAILED_DB))
                 .context("invalid database settings for the database queue")?;
             anyhow::ensure!(
                 !cfg.is_embedded(),
@@ -68,22 +70,15 @@ pub async fn queue(conn: &Connection) -> anyhow::Result<(String, Queue)> {
 }
 
 /// APP_TIMEZONE, for failed_at (UTC when unset).
-pub fn timezone() -> anyhow::Result<chrono_tz::Tz> {
-    match env("APP_TIMEZONE") {
-        Some(tz) => tz.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "APP_TIMEZONE={tz:?} is not a known time zone (e.g. UTC, Africa/Abidjan)"
-            )
-        }),
-        None => Ok(chrono_tz::UTC),
-    }
+pub fn timezone(settings: &Settings) -> anyhow::Result<chrono_tz::Tz> {
+    config::app_timezone(&settings.lookup()).map_err(anyhow::Error::msg)
 }
 
 /// APP_KEY and APP_PREVIOUS_KEYS.
-pub fn encrypter() -> anyhow::Result<Encrypter> {
+pub fn encrypter(settings: &Settings) -> anyhow::Result<Encrypter> {
     Ok(Encrypter::from_keys(
-        env("APP_KEY").as_deref(),
-        env("APP_PREVIOUS_KEYS").as_deref(),
+        settings.env("APP_KEY").as_deref(),
+        settings.env("APP_PREVIOUS_KEYS").as_deref(),
     )?)
 }
 
@@ -92,13 +87,16 @@ pub fn encrypter() -> anyhow::Result<Encrypter> {
 ///
 /// The app's database may be down: the pool is lazy and a warning is logged, so a worker can start
 /// and keep failing jobs reserved until it is back.
-pub async fn failed_jobs(embedded: Option<&Path>) -> anyhow::Result<(DbConfig, FailedJobs)> {
+pub async fn failed_jobs(
+    settings: &Settings,
+    embedded: Option<&Path>,
+) -> anyhow::Result<(DbConfig, FailedJobs)> {
     let embedded: PathBuf = embedded
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_FAILED_DB));
-    let cfg = DbConfig::from_env(&lookup, &embedded)
+    let cfg = DbConfig::from_env(&settings.lookup(), &embedded)
         .context("invalid database settings for failed_jobs")?;
-    let tz = timezone()?;
+    let tz = timezone(settings)?;
     if cfg.is_embedded() {
         let db = Db::connect(&cfg)
             .await

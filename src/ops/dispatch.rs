@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::config::Settings;
 use crate::deferred::DEFAULT_CLASS;
 use crate::laravel::dispatch::{self, CommandShape};
 use crate::ops::connect;
@@ -62,7 +63,7 @@ pub struct DispatchArgs {
     pub class: String,
 }
 
-pub async fn run(args: &DispatchArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &DispatchArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let json: serde_json::Value =
         serde_json::from_str(&args.data).context("--data is not valid JSON")?;
     let data = dispatch::data_from_json(&json).context("--data")?;
@@ -72,7 +73,7 @@ pub async fn run(args: &DispatchArgs) -> anyhow::Result<ExitCode> {
     };
     let payload = dispatch::build(&args.class, &args.action, data, shape)
         .context("cannot build the payload")?;
-    let (cfg, queue) = connect::redis_queue().await?;
+    let (cfg, queue) = connect::redis_queue(settings).await?;
     if args.delay == 0 {
         queue
             .push_raw(&args.queue, &payload.bytes)

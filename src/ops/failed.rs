@@ -28,6 +28,7 @@ use anyhow::Context;
 use serde_json::{json, Value as Json};
 
 use super::connect;
+use crate::config::Settings;
 use crate::laravel::failed_jobs::{FailedJobRow, FailedJobs};
 use crate::laravel::queue::Queue;
 
@@ -170,8 +171,8 @@ pub struct PruneArgs {
     pub hours: u64,
 }
 
-pub async fn run(args: &FailedArgs) -> anyhow::Result<ExitCode> {
-    let (db_cfg, failed) = connect::failed_jobs(args.failed_db.as_deref()).await?;
+pub async fn run(args: &FailedArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let (db_cfg, failed) = connect::failed_jobs(settings, args.failed_db.as_deref()).await?;
     let table = || format!("cannot read failed_jobs in {db_cfg}");
     match &args.command {
         FailedCommand::List(a) => {
@@ -184,9 +185,9 @@ pub async fn run(args: &FailedArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("No failed job matches the given ID [{}].", a.uuid);
                 return Ok(ExitCode::FAILURE);
             };
-            show(&row, a.json)
+            show(settings, &row, a.json)
         }
-        FailedCommand::Retry(a) => retry(a, &failed).await,
+        FailedCommand::Retry(a) => retry(settings, a, &failed).await,
         FailedCommand::Forget(a) => {
             let deleted = failed
                 .forget(&a.uuid)
@@ -339,9 +340,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn show(row: &FailedJobRow, as_json: bool) -> anyhow::Result<ExitCode> {
+fn show(settings: &Settings, row: &FailedJobRow, as_json: bool) -> anyhow::Result<ExitCode> {
     let job = &row.job;
-    let encrypter = connect::encrypter().context("APP_KEY is needed to decode the payload")?;
+    let encrypter =
+        connect::encrypter(settings).context("APP_KEY is needed to decode the payload")?;
     let decoded = super::decode::decode(
         job.payload.as_bytes(),
         &encrypter,
@@ -441,7 +443,11 @@ async fn select(
     Ok((rows, missing))
 }
 
-async fn retry(args: &RetryArgs, failed: &FailedJobs) -> anyhow::Result<ExitCode> {
+async fn retry(
+    settings: &Settings,
+    args: &RetryArgs,
+    failed: &FailedJobs,
+) -> anyhow::Result<ExitCode> {
     let (rows, missing) = select(args, failed).await?;
     let mut ok = missing.is_empty();
     for id in &missing {
@@ -471,7 +477,7 @@ async fn retry(args: &RetryArgs, failed: &FailedJobs) -> anyhow::Result<ExitCode
             job.connection.clone()
         };
         if !queues.contains_key(&name) {
-            let conn = match connect::connection(Some(&name)) {
+            let conn = match connect::connection(settings, Some(&name)) {
                 Ok(c) => c,
                 Err(err) => {
                     eprintln!(
@@ -482,7 +488,7 @@ async fn retry(args: &RetryArgs, failed: &FailedJobs) -> anyhow::Result<ExitCode
                     continue;
                 }
             };
-            let opened = connect::queue(&conn).await?;
+            let opened = connect::queue(settings, &conn).await?;
             queues.insert(name.clone(), opened);
         }
         let payload = match check(args, row, now, name == "redis") {

@@ -1,4 +1,5 @@
-//! Subcommands that are not the worker loop itself, and the wiring of `work`.
+//! Subcommands that are not the worker loop itself, and the wiring of `work`. Each subcommand gets the
+//! command's [`crate::config::Settings`] from `main` and opens what it needs through [`connect`].
 
 pub mod clear;
 pub mod config_cmd;
@@ -7,5 +8,7 @@ pub mod decode;
 pub mod dispatch;
 pub mod failed;
 pub mod monitor;
+pub mod report;
 pub mod restart;
+pub mod settings;
 pub mod work;

@@ -15,6 +15,7 @@ use serde_json::{json, Value as Json};
 
 use super::connect;
 use super::failed::table;
+use crate::config::Settings;
 use crate::laravel::redis_queue::QueueStats;
 
 const EXAMPLES: &str = "\
@@ -49,11 +50,15 @@ pub struct MonitorArgs {
 
 /// `[connection:]queue` items of a comma list (`default` is the connection of items without one);
 /// a connection defer-worker cannot read is an error naming it.
-fn parse_queues(list: &str, default: &str) -> anyhow::Result<Vec<(String, String)>> {
+fn parse_queues(
+    settings: &Settings,
+    list: &str,
+    default: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (connection, queue) = item.split_once(':').unwrap_or((default, item));
-        connect::connection(Some(connection)).with_context(|| format!("{item:?}"))?;
+        connect::connection(settings, Some(connection)).with_context(|| format!("{item:?}"))?;
         anyhow::ensure!(!queue.is_empty(), "{item:?}: empty queue name");
         out.push((connection.to_owned(), queue.to_owned()));
     }
@@ -94,18 +99,18 @@ fn relative(v: &Json, future: bool) -> String {
     }
 }
 
-pub async fn run(args: &MonitorArgs) -> anyhow::Result<ExitCode> {
-    let default = connect::connection(None)?;
+pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let default = connect::connection(settings, None)?;
     let list = args.queues.clone().unwrap_or_else(|| default.queue.clone());
-    let queues = parse_queues(&list, &default.name)?;
+    let queues = parse_queues(settings, &list, &default.name)?;
     let now = chrono::Utc::now().timestamp();
     let mut lines = Vec::with_capacity(queues.len());
     let mut open: std::collections::HashMap<String, (String, crate::laravel::queue::Queue)> =
         std::collections::HashMap::new();
     for (connection, queue) in &queues {
         if !open.contains_key(connection) {
-            let conn = connect::connection(Some(connection))?;
-            open.insert(connection.clone(), connect::queue(&conn).await?);
+            let conn = connect::connection(settings, Some(connection))?;
+            open.insert(connection.clone(), connect::queue(settings, &conn).await?);
         }
         let (store, q) = &open[connection];
         let stats = q
@@ -175,19 +180,22 @@ mod tests {
     #[test]
     fn queues_parse_like_queue_monitor() {
         assert_eq!(
-            parse_queues("whatsapp, redis:default", "redis").unwrap(),
+            parse_queues(&Settings::default(), "whatsapp, redis:default", "redis").unwrap(),
             vec![
                 ("redis".to_owned(), "whatsapp".to_owned()),
                 ("redis".to_owned(), "default".to_owned())
             ]
         );
         assert_eq!(
-            parse_queues("whatsapp:whatsapp", "redis").unwrap(),
+            parse_queues(&Settings::default(), "whatsapp:whatsapp", "redis").unwrap(),
             vec![("whatsapp".to_owned(), "whatsapp".to_owned())]
         );
-        let e = format!("{:#}", parse_queues("sqs:default", "redis").unwrap_err());
+        let e = format!(
+            "{:#}",
+            parse_queues(&Settings::default(), "sqs:default", "redis").unwrap_err()
+        );
         assert!(e.contains("sqs:default") && e.contains("sqs driver"), "{e}");
-        assert!(parse_queues(" , ", "redis").is_err());
+        assert!(parse_queues(&Settings::default(), " , ", "redis").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::config::env;
+use crate::config::Settings;
 use crate::laravel::cache_store::{CacheStore, CacheStoreError};
 
 const EXAMPLES: &str = "\
@@ -42,12 +42,12 @@ pub struct RestartArgs {
     pub laravel: Option<String>,
 }
 
-pub async fn run(args: &RestartArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &RestartArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let storage = args.storage.as_ref().map(|p| p.display().to_string());
     let lookup = |key: &str| match key {
         "APP_STORAGE_PATH" if storage.is_some() => storage.clone(),
         "DEFER_WORKER_LARAVEL" if args.laravel.is_some() => args.laravel.clone(),
-        _ => env(key),
+        _ => settings.env(key),
     };
     let store = CacheStore::from_lookup(&lookup)
         .await

@@ -1,5 +1,7 @@
-//! `defer-worker work`: resolves the settings, connects Redis and the failed_jobs database, installs the
-//! signal handlers and runs the [`Worker`] until it stops.
+//! `defer-worker work`: resolves the worker's options from its flags and the command's [`Settings`],
+//! connects the queue, the failed_jobs database, the app's data and cache store, installs the signal
+//! handlers and runs the [`Worker`] until it stops. The composition root: everything is built here and
+//! passed down.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,15 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect;
 use crate::actions::ledger::Ledger;
-use crate::actions::{Actions, Deps};
-use crate::app::AppData;
-use crate::cli::WorkArgs;
-use crate::config::FileConfig;
+use crate::actions::{Actions, Deps, Plan};
+use crate::app::{AppData, AppSection};
+use crate::config::{FileConfig, Settings};
 use crate::http::{self, HttpState};
 use crate::laravel::cache_store::CacheStore;
 use crate::laravel::connection::{Connection, Driver};
 use crate::laravel::queue::Queue;
-use crate::laravel::redis_config::hash_tag;
+use crate::laravel::redis_config::{hash_tag, RedisConfig};
 use crate::laravel::redis_queue::RedisQueue;
 use crate::metrics::Metrics;
 use crate::php;
@@ -26,6 +27,65 @@ use crate::worker::job::Decider;
 use crate::worker::permits::ActionPermits;
 use crate::worker::settle::Settler;
 use crate::worker::{Worker, WorkerOptions};
+
+/// Arguments of `defer-worker work` (`php artisan queue:work`'s flags, plus ours).
+#[derive(Debug, clap::Args)]
+pub struct WorkArgs {
+    /// Queues to work, highest priority first (comma list). Default: REDIS_QUEUE, else `default`.
+    #[arg(long, value_name = "Q1,Q2")]
+    pub queue: Option<String>,
+    /// Connection name written to failed_jobs.
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// Attempts before a job fails, when its payload has no maxTries (0 = unlimited). Laravel's default: 1.
+    #[arg(long)]
+    pub tries: Option<i64>,
+    /// Seconds before a failed job is retried, when its payload has none; a comma list per attempt.
+    #[arg(long, value_name = "S[,S…]")]
+    pub backoff: Option<String>,
+    /// Seconds a job may run, when its payload has no timeout (0 = none).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Longest idle wait in seconds (new jobs wake the worker at once).
+    #[arg(long)]
+    pub sleep: Option<f64>,
+    /// Seconds to rest after each job.
+    #[arg(long)]
+    pub rest: Option<f64>,
+    /// Stop when the queues are empty and no job is running.
+    #[arg(long)]
+    pub stop_when_empty: bool,
+    /// Stop after this many jobs.
+    #[arg(long)]
+    pub max_jobs: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub max_time: Option<u64>,
+    /// Seconds a reserved job is kept before any worker may take it again (the connection's retry_after).
+    #[arg(long)]
+    pub retry_after: Option<u64>,
+    /// Jobs in flight (reserved) at once in this process: the in-flight limit. Per-action limits:
+    /// `[limits.actions]` in the config file.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Largest payload read, in bytes (default 1048576); a larger one goes to failed_jobs unparsed.
+    /// Also `[limits] max_payload_bytes`.
+    #[arg(long, env = "DEFER_WORKER_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
+    pub max_payload_bytes: Option<usize>,
+    /// Queue for jobs defer-worker does not run (other classes, `forward` actions); `{queue}` = source queue.
+    #[arg(long, value_name = "QUEUE")]
+    pub handoff_queue: Option<String>,
+    /// Seconds running jobs get to finish after SIGTERM/SIGINT.
+    #[arg(long)]
+    pub drain_timeout: Option<u64>,
+    /// SQLite file for failed_jobs when no DB_CONNECTION/DATABASE_URL is set.
+    #[arg(long, value_name = "PATH")]
+    pub failed_db: Option<std::path::PathBuf>,
+    /// Serve /metrics (Prometheus), /health, /ready and /stats on this address, e.g. 127.0.0.1:9090.
+    /// Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+}
 
 /// Flags > environment (the connection's settings) > file > the connection's and Laravel's defaults.
 pub fn resolve_options(
@@ -145,14 +205,16 @@ fn check_cluster_queues(redis: &RedisQueue, options: &WorkerOptions) -> anyhow::
     Ok(())
 }
 
-pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let file = settings.file();
     let conn = connect::connection(
+        settings,
         args.connection
             .as_deref()
             .or(file.worker.connection.as_deref()),
     )?;
     let options = resolve_options(args, file, &conn)?;
-    let (queue_desc, queue) = connect::queue(&conn).await?;
+    let (queue_desc, queue) = connect::queue(settings, &conn).await?;
     if let Queue::Redis(redis) = &queue {
         check_cluster_queues(redis, &options)?;
     }
@@ -161,10 +223,10 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
         .failed_db
         .clone()
         .or_else(|| file.worker.failed_db.clone());
-    let (db_cfg, failed) = connect::failed_jobs(failed_db.as_deref()).await?;
-    let encrypter = connect::encrypter()?;
-    let restart = restart_store().await?;
-    let actions = build_actions(file, restart.clone()).await?;
+    let (db_cfg, failed) = connect::failed_jobs(settings, failed_db.as_deref()).await?;
+    let encrypter = connect::encrypter(settings)?;
+    let restart = restart_store(settings).await?;
+    let actions = build_actions(settings, restart.clone()).await?;
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone());
     let metrics = Arc::new(Metrics::new());
@@ -220,11 +282,12 @@ pub async fn run(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<ExitCode>
 
 /// The action table of the config file, built on the app's database, its cache store and (for `email`)
 /// the sent-ledger in the queue's Redis (for `email` and `whatsapp`).
-async fn build_actions(file: &FileConfig, cache: Option<CacheStore>) -> anyhow::Result<Actions> {
-    let plan = file.actions();
-    let app = AppData::from_env(&file.app).await?;
+async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow::Result<Actions> {
+    let file = settings.file();
+    let plan = Plan::from_file(file)?;
+    let app = AppData::from_lookup(&AppSection::from_file(file)?, &settings.lookup()).await?;
     let ledger = if plan.uses_ledger() {
-        match Ledger::from_env().await {
+        match ledger(settings).await {
             Ok(l) => Some(l),
             Err(e) => {
                 tracing::warn!(
@@ -236,7 +299,13 @@ async fn build_actions(file: &FileConfig, cache: Option<CacheStore>) -> anyhow::
     } else {
         None
     };
-    let actions = Actions::build(&plan, &Deps { app, cache, ledger }).await?;
+    let deps = Deps {
+        settings: settings.clone(),
+        app,
+        cache,
+        ledger,
+    };
+    let actions = Actions::build(&plan, &deps).await?;
     let table = actions
         .summary()
         .iter()
@@ -247,10 +316,18 @@ async fn build_actions(file: &FileConfig, cache: Option<CacheStore>) -> anyhow::
     Ok(actions)
 }
 
+/// The sent-ledger in the queue's Redis (same `REDIS_*` settings and prefix). Errors name the setting
+/// or the (masked) endpoint.
+async fn ledger(settings: &Settings) -> anyhow::Result<Ledger> {
+    let cfg = RedisConfig::from_env(&settings.lookup())
+        .map_err(|e| anyhow::anyhow!("invalid Redis settings for the sent-ledger: {e}"))?;
+    Ok(Ledger::connect(&cfg).await?)
+}
+
 /// The app's cache store, where `queue:restart` leaves its signal. Unusable settings stop the start;
 /// a store that cannot carry the signal (`array`) is only a warning, as PHP's workers do not see it either.
-async fn restart_store() -> anyhow::Result<Option<CacheStore>> {
-    let store = CacheStore::from_env()
+async fn restart_store(settings: &Settings) -> anyhow::Result<Option<CacheStore>> {
+    let store = CacheStore::from_lookup(&settings.lookup())
         .await
         .context("the app's cache store (for the queue:restart signal)")?;
     match &store {

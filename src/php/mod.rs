@@ -14,12 +14,14 @@
 //! keeps them), and integer property names in `O:` (PHP converts them; PHP never writes them).
 
 mod json;
+mod json_encode;
 mod parse;
 mod resolve;
 mod value;
 mod write;
 
 pub use json::to_json;
+pub use json_encode::{json_encode, string as json_string, Unicode};
 pub use parse::{unserialize, unserialize_with, Limits, ParseError, ParseErrorKind};
 pub use resolve::{has_refs, resolve};
 pub use value::{Key, Object, Prop, Value, Visibility};

@@ -79,18 +79,9 @@ struct Failure {
 }
 
 impl EmailAction {
-    /// Reads the `MAIL_*` settings (and `APP_URL`, `APP_NAME`), the templates and the CA file. `app` is
-    /// the app's database (required); `ledger` makes retries skip mails already accepted (without it
-    /// a retry resends them).
-    pub async fn new(
-        opts: &EmailOptions,
-        app: Option<AppData>,
-        ledger: Option<Ledger>,
-    ) -> anyhow::Result<Self> {
-        Self::with_settings(opts, MailSettings::from_env()?, app, ledger)
-    }
-
-    /// [`EmailAction::new`] with the settings given.
+    /// Reads the templates and the CA file and sets up the SMTP pools for `settings` (the `MAIL_*`
+    /// keys, `APP_URL`, `APP_NAME`). `app` is the app's database (required); `ledger` makes retries skip
+    /// mails already accepted (without it a retry resends them).
     pub fn with_settings(
         opts: &EmailOptions,
         settings: MailSettings,

@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 use crate::app::Row;
+use crate::config::Settings;
 
 /// What to do when an order has no (valid) address for one of the mails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -187,10 +188,9 @@ pub struct MailSettings {
 const SUPPORTED: &str = "smtp, log or array";
 
 impl MailSettings {
-    /// From the process-wide settings. An explicit `MAIL_ENCRYPTION=null` (or empty) means no TLS, as in
-    /// Laravel, while an unset one means the default `tls`.
-    pub fn from_env() -> anyhow::Result<MailSettings> {
-        let settings = crate::config::settings();
+    /// From the settings. An explicit `MAIL_ENCRYPTION=null` (or empty) means no TLS, as in Laravel,
+    /// while an unset one means the default `tls`.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<MailSettings> {
         Self::from_lookup(&|k: &str| {
             settings
                 .get(k)

@@ -95,16 +95,16 @@ fn permanent(message: impl Into<String>) -> ActionError {
 }
 
 impl WhatsappAction {
-    /// Reads the `WHATSAPP_*` settings (and `APP_URL`, `APP_TIMEZONE`) and builds the HTTP client.
+    /// Builds the HTTP client for `settings` (the `WHATSAPP_*` keys, `APP_URL`, `APP_TIMEZONE`).
     /// `app` is the app's database (orders, and the log table); without it the action cannot run
     /// unless `WHATSAPP_ENABLED=false`. `ledger` keeps a re-run job from sending again (without it a
     /// retried job resends a message Meta already accepted).
     pub async fn new(
         opts: &WhatsappOptions,
+        settings: WhatsappSettings,
         app: Option<AppData>,
         ledger: Option<Ledger>,
     ) -> anyhow::Result<Self> {
-        let settings = WhatsappSettings::from_env()?;
         let action = Self::with_settings(opts, settings, app)?;
         Ok(match ledger {
             Some(l) => action.with_ledger(l),

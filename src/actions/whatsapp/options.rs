@@ -159,11 +159,6 @@ fn flag(get: &dyn Fn(&str) -> Option<String>, key: &str, default: bool) -> bool 
 }
 
 impl WhatsappSettings {
-    /// From the process-wide settings ([`crate::config::env`]).
-    pub fn from_env() -> anyhow::Result<WhatsappSettings> {
-        Self::from_lookup(&crate::config::env)
-    }
-
     /// From any lookup of Laravel-named values (`None` or empty: unset).
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<WhatsappSettings> {
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
@@ -194,12 +189,7 @@ impl WhatsappSettings {
         {
             bail!("WHATSAPP_DEFAULT_COUNTRY_CODE={default_country_code:?} is not a calling code (digits, e.g. 225)");
         }
-        let timezone = match get("APP_TIMEZONE") {
-            None => chrono_tz::UTC,
-            Some(tz) => tz.parse().map_err(|_| {
-                anyhow::anyhow!("APP_TIMEZONE={tz:?} is not a known time zone (e.g. UTC)")
-            })?,
-        };
+        let timezone = crate::config::app_timezone(&get).map_err(anyhow::Error::msg)?;
         Ok(WhatsappSettings {
             api_url,
             api_token: text("WHATSAPP_API_TOKEN", ""),

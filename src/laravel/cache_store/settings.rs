@@ -9,7 +9,8 @@ use tokio::sync::Mutex;
 
 use super::{redis, Backend, CacheStore, CacheStoreError};
 use crate::laravel::database::{Db, DbConfig};
-use crate::laravel::redis_config::{laravel_slug, RedisConfig};
+use crate::laravel::redis_config::RedisConfig;
+use crate::laravel::slug::laravel_slug;
 
 /// Which Laravel major line wrote (or will read) the store; only the details listed in the module doc
 /// depend on it.
@@ -34,19 +35,14 @@ impl LaravelLine {
 }
 
 impl CacheStore {
-    /// The app's default store from the process environment (see the module doc). `None` for the `array`
-    /// driver, which holds nothing another process can see: with it PHP's workers never see a restart
-    /// either. (`CACHE_DRIVER=null` is Laravel's `env()` null, i.e. the default `file` store.)
-    pub async fn from_env() -> Result<Option<CacheStore>, CacheStoreError> {
-        Self::from_lookup(&crate::config::env).await
-    }
-
-    /// Like [`CacheStore::from_env`], with settings looked up through `get` (Laravel's `env()` rules:
-    /// `null` is unset, `(empty)` is the empty string, one pair of quotes is removed).
+    /// The app's default store (see the module doc), from Laravel-named settings looked up through `get`
+    /// (values after Laravel's `env()` conversion, as `config::Settings` hands them over). `None` for the
+    /// `array` driver, which holds nothing another process can see: with it PHP's workers never see a
+    /// restart either. (`CACHE_DRIVER=null` is Laravel's `env()` null, i.e. the default `file` store.)
     pub async fn from_lookup(
         get: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<CacheStore>, CacheStoreError> {
-        let env = |k: &str| laravel_env(get(k));
+        let env = get;
         let line = match env("DEFER_WORKER_LARAVEL") {
             None => LaravelLine::V8To10,
             Some(v) => LaravelLine::parse(&v).ok_or(CacheStoreError::Invalid {
@@ -149,21 +145,6 @@ impl CacheStore {
     }
 }
 
-/// Laravel's `env()` normalisation of a raw value.
-fn laravel_env(raw: Option<String>) -> Option<String> {
-    let value = raw?;
-    match value.to_ascii_lowercase().as_str() {
-        "null" | "(null)" => return None,
-        "empty" | "(empty)" => return Some(String::new()),
-        _ => {}
-    }
-    let b = value.as_bytes();
-    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[0] == b[b.len() - 1] {
-        return Some(value[1..value.len() - 1].to_owned());
-    }
-    Some(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +155,8 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        move |k| map.get(k).cloned()
+        // Values arrive through Laravel's env() conversion, applied once by the settings.
+        move |k| map.get(k).and_then(|v| crate::config::laravel_env(v))
     }
 
     #[tokio::test]

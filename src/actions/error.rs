@@ -1,0 +1,71 @@
+//! What an action reports to the worker ([`ActionError`]: retry later, or give up) and what it may know
+//! about its job ([`JobMeta`]). An action never acks, releases or fails its own job.
+
+use std::time::Duration;
+
+use crate::app::AppDataError;
+
+/// What the worker should do about an action that did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// Transient: release the job with its backoff (or `after`, when the action knows better).
+    #[error("{message}")]
+    Retry {
+        message: String,
+        after: Option<Duration>,
+    },
+    /// Will never succeed: fail the job now, whatever tries are left.
+    #[error("{message}")]
+    Permanent { message: String },
+}
+
+/// Facts about the job an action may log; never the payload itself.
+#[derive(Debug, Clone, Copy)]
+pub struct JobMeta<'a> {
+    pub uuid: &'a str,
+    pub id: &'a str,
+    pub queue: &'a str,
+    /// 1 on the first run.
+    pub attempt: i64,
+}
+
+impl From<AppDataError> for ActionError {
+    /// An unreachable database is worth retrying; a statement that does not fit it is not.
+    fn from(e: AppDataError) -> Self {
+        match e {
+            AppDataError::Unavailable { .. } => ActionError::Retry {
+                message: e.to_string(),
+                after: None,
+            },
+            AppDataError::Query { .. } => ActionError::Permanent {
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_retries_and_bad_sql_fails_now() {
+        let retry: ActionError = AppDataError::Unavailable {
+            query: "order".into(),
+            reason: "pool timed out".into(),
+        }
+        .into();
+        assert!(matches!(retry, ActionError::Retry { after: None, .. }));
+        assert!(retry
+            .to_string()
+            .contains("app database unavailable for the `order` lookup"));
+        let perm: ActionError = AppDataError::Query {
+            query: "settings".into(),
+            reason: "Table 'x.settings' doesn't exist (42S02)".into(),
+            missing_table: true,
+        }
+        .into();
+        assert!(matches!(perm, ActionError::Permanent { .. }));
+        assert!(perm.to_string().starts_with("app query `settings` failed"));
+    }
+}

@@ -1,0 +1,69 @@
+//! The report's mail and WhatsApp part: the SMTP transport and sender Laravel 10 would use, and the
+//! Cloud API URL the app's WhatsAppService builds.
+
+use super::model::Derivation;
+use crate::config::catalogue::{MAIL, WHATSAPP};
+
+pub(super) fn derive(d: &mut Derivation<'_>) {
+    mail(d);
+    whatsapp(d);
+}
+
+/// Laravel 10's MailManager + Symfony's EsmtpTransport (facts §3).
+fn mail(d: &mut Derivation<'_>) {
+    let mailer = d.env_or("MAIL_MAILER", "smtp");
+    let host = d.env_or("MAIL_HOST", "smtp.mailgun.org");
+    let port_text = d.env_or("MAIL_PORT", "587");
+    let encryption = d.env_or("MAIL_ENCRYPTION", "tls").to_ascii_lowercase();
+    let transport = if mailer != "smtp" {
+        format!("{mailer} (not SMTP)")
+    } else if let Ok(port) = port_text.trim().parse::<u16>() {
+        if encryption == "ssl" && port != 465 {
+            d.note(format!(
+                "MAIL_ENCRYPTION=ssl with MAIL_PORT={port}: Laravel 10 uses implicit TLS only on port 465; \
+                 this port gets STARTTLS"
+            ));
+        }
+        if port == 465 {
+            format!("smtps://{host}:{port} (implicit TLS)")
+        } else {
+            format!("smtp://{host}:{port} (STARTTLS)")
+        }
+    } else {
+        "unknown: MAIL_PORT is not a port".to_owned()
+    };
+    d.row(
+        MAIL,
+        "mail.transport",
+        transport,
+        "MAIL_MAILER, MAIL_HOST, MAIL_PORT, MAIL_ENCRYPTION",
+    );
+    let from_name = d.env_or("MAIL_FROM_NAME", "Example");
+    let from_address = d.env_or("MAIL_FROM_ADDRESS", "hello@example.com");
+    d.row(
+        MAIL,
+        "mail.from",
+        format!("{from_name} <{from_address}>"),
+        "MAIL_FROM_NAME, MAIL_FROM_ADDRESS",
+    );
+}
+
+/// `{api_url}/{phone_number_id}/messages`, as WhatsAppService builds it.
+fn whatsapp(d: &mut Derivation<'_>) {
+    let api_url = d.env_or("WHATSAPP_API_URL", "https://graph.facebook.com/v18.0");
+    let phone_id = d.env_or("WHATSAPP_PHONE_NUMBER_ID", "");
+    d.row(
+        WHATSAPP,
+        "whatsapp.messages_url",
+        format!("{}/{phone_id}/messages", api_url.trim_end_matches('/')),
+        "WHATSAPP_API_URL, WHATSAPP_PHONE_NUMBER_ID",
+    );
+    let enabled = d.env_or("WHATSAPP_ENABLED", "true") == "true";
+    if enabled && (phone_id.is_empty() || d.env("WHATSAPP_API_TOKEN").is_none()) {
+        d.note(
+            "WHATSAPP_ENABLED is true but WHATSAPP_PHONE_NUMBER_ID or WHATSAPP_API_TOKEN is empty: \
+             messages cannot be sent"
+                .to_owned(),
+        );
+    }
+}
