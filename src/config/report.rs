@@ -248,7 +248,7 @@ fn derive(
         ));
     }
 
-    // Mail: Laravel 10's MailManager + Symfony's EsmtpTransport (facts §3).
+    // Mail: Laravel 10's MailManager + Symfony's EsmtpTransport (docs/restrosaas.md §5.3).
     let mailer = env_or(settings, "MAIL_MAILER", "smtp");
     let host = env_or(settings, "MAIL_HOST", "smtp.mailgun.org");
     let port_text = env_or(settings, "MAIL_PORT", "587");
@@ -313,7 +313,7 @@ fn derive(
         );
     }
 
-    // Cache store of the restart signal (spec §2.4).
+    // Cache store of the restart signal (docs/laravel-queue.md §8.1).
     let line = settings
         .env("DEFER_WORKER_LARAVEL")
         .and_then(|v| LaravelLine::parse(&v))
