@@ -8,6 +8,7 @@ mod app_data;
 mod config;
 mod database_queue;
 mod decode_cli;
+mod doc_refs;
 mod failed_jobs;
 mod faults;
 mod fixtures_replay;

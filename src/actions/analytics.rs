@@ -1,5 +1,5 @@
 //! `analytics_tracking`: what the app's DashboardNotificationService does with an order event, done in
-//! the app's cache store (restrosaas-facts §4.1, §9). The app's own handler only sleeps.
+//! the app's cache store (docs/restrosaas.md §6.1, docs/restrosaas.md §10.3). The app's own handler only sleeps.
 //!
 //! Three payload shapes reach it:
 //! - `['order_id' => N]` (OptimizedOrderController, the test command): the order is looked up for its
@@ -33,7 +33,7 @@ pub use metrics::{apply_event, EVENTS};
 /// `realtime_metrics_{vendor}`'s TTL in DashboardNotificationService.
 pub const METRICS_TTL: i64 = 300;
 
-/// The keys derived from a vendor's orders (restrosaas-facts §4.1): `{vendor}` is the vendor id, `{date}`
+/// The keys derived from a vendor's orders (docs/restrosaas.md §6.2): `{vendor}` is the vendor id, `{date}`
 /// today (`Y-m-d`, UTC as the app's config/app.php fixes).
 pub const DEFAULT_FORGET: &[&str] = &[
     "bi_dashboard_{vendor}_today",

@@ -1,6 +1,6 @@
 //! `cache_warming` (`['vendor_id' => V]`, 5 s delay, on queue `default` because of the app's `later()`
 //! bug): forgets the vendor's cached menu, vendor and dashboard keys so PHP rebuilds them on the next
-//! request (restrosaas-facts §4.2, §9). The app's own handler only sleeps.
+//! request (docs/restrosaas.md §6.3, docs/restrosaas.md §10.4). The app's own handler only sleeps.
 //!
 //! Forget, not recompute, on purpose: the app's warm-up code (`CacheOptimizationService::warmupVendorCache`)
 //! cannot run against the migrated schema (a missing `products` model and relation, missing columns), and
@@ -17,7 +17,8 @@ use super::{ActionError, JobMeta};
 use crate::deferred::DeferredJob;
 use crate::laravel::cache_store::CacheStore;
 
-/// The vendor keys of §4.2 (`{vendor}` = the id): CacheOptimizationService's warm-up keys and every
+/// The vendor keys of docs/restrosaas.md §6.3 (`{vendor}` = the id): CacheOptimizationService's warm-up keys
+/// and every
 /// `popular_products_{n}` its invalidation knows, CategoryRepository's menu keys, the settings key.
 pub const DEFAULT_KEYS: &[&str] = &[
     "vendor_{vendor}_categories_with_products",

@@ -1,6 +1,6 @@
 //! The lookups the actions need, as configurable SQL over the app's own database: an order with its lines,
 //! its vendor (a `users` row) and the vendor's `settings` row; plus payments, customers and restaurants
-//! for the message builders. The defaults fit restrosaas-facts §5 and read `SELECT *`, so a fork with
+//! for the message builders. The defaults fit docs/restrosaas.md §7 and read `SELECT *`, so a fork with
 //! fewer or more columns still works (missing columns are absent from the [`Row`], not errors).
 //!
 //! Settings live in the TOML config file (`[app]`, `[app.queries]`) and the DB_* variables; a separate
@@ -349,7 +349,7 @@ impl AppData {
 }
 
 /// The settings the app uses when it finds no row (`helper::appdata` → `getFallbackSettings`,
-/// restrosaas-facts §2.7): XOF on the left with a space, `.` decimals, 2 decimals, UTC, `Y-m-d`, `H:i`.
+/// docs/restrosaas.md §4.9): XOF on the left with a space, `.` decimals, 2 decimals, UTC, `Y-m-d`, `H:i`.
 pub fn fallback_settings() -> Row {
     let text = |s: &str| SqlValue::Text(s.to_owned());
     Row::from_pairs([

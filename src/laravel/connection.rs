@@ -2,7 +2,7 @@
 //! table, the default queue and `retry_after` of each. `queue:work <connection>` and `defer-worker
 //! work --connection NAME` pick one; the name is also what failed_jobs rows carry.
 //!
-//! The app's connections (restrosaas-facts §6.1): `redis` (REDIS_QUEUE, REDIS_QUEUE_RETRY_AFTER, 90),
+//! The app's connections (docs/restrosaas.md §3.1): `redis` (REDIS_QUEUE, REDIS_QUEUE_RETRY_AFTER, 90),
 //! `database` (table `jobs`, queue `default`, 90; DB_QUEUE_TABLE, DB_QUEUE and DB_QUEUE_RETRY_AFTER as
 //! Laravel 11's skeleton names them), and `whatsapp` (30), `analytics` (120), `emails` (60), `cache`
 //! (180), all on the `jobs` table with a queue of their own name. Pure: reads settings, connects nothing.

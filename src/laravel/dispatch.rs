@@ -1,6 +1,6 @@
 //! Building the payload the app's `defer($action, $data)` pushes, byte for byte: the serialized
 //! `App\Jobs\DeferredJob` command and the JSON envelope around it, encoded as PHP's `json_encode` with
-//! `JSON_UNESCAPED_UNICODE` does (spec §1, restrosaas-facts §1.3).
+//! `JSON_UNESCAPED_UNICODE` does (docs/laravel-queue.md §2, docs/restrosaas.md §2.3).
 //!
 //! Two command shapes: Laravel 10 (the app; 9.4+ `SerializesModels` omits default-valued properties, so
 //! only `\0*\0action` and `\0*\0data` remain) and Laravel 8 (every `InteractsWithQueue`/`Queueable`

@@ -1,6 +1,7 @@
 //! Laravel's `Encrypter` (APP_KEY), for job commands that implement `ShouldBeEncrypted`.
 //!
-//! Wire format (spec §7): standard base64 of the JSON `{"iv","value","mac","tag"}`; `value` is the base64
+//! Wire format (docs/laravel-queue.md §9.2): standard base64 of the JSON `{"iv","value","mac","tag"}`;
+//! `value` is the base64
 //! ciphertext. CBC ciphers (16-byte IV, PKCS#7) carry a lowercase hex HMAC-SHA256 over `iv . value` (both as
 //! their base64 text) and an empty tag; GCM ciphers (12-byte IV, no AAD) carry a 16-byte tag and an empty MAC.
 //! The cipher is recognised from the payload (IV length, MAC or tag) and the key length, so no `app.cipher`

@@ -1,4 +1,4 @@
-//! The JSON envelope Laravel stores for a queued job (spec §1), read exactly as PHP reads it.
+//! The JSON envelope Laravel stores for a queued job (docs/laravel-queue.md §2), read exactly as PHP reads it.
 //!
 //! The raw bytes are kept and never re-encoded: Redis needs the exact reserved string to delete or release
 //! a job, and failed_jobs needs the exact original one. Every known key is optional and tolerant of the forms
@@ -41,7 +41,7 @@ pub enum CommandError {
     NotDoublySerialized,
 }
 
-/// The envelope's known keys, as Laravel names them (spec §1.2).
+/// The envelope's known keys, as Laravel names them (docs/laravel-queue.md §2.2).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {

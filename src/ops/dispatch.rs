@@ -3,7 +3,7 @@
 //!
 //! One deliberate difference: with `--delay`, the job goes to the `:delayed` set of the queue asked for.
 //! The app's `defer()` with a delay lands on the connection's default queue instead (it passes the queue
-//! name where `Queue::later` expects data; restrosaas-facts §1.2); we print a note rather than copy the bug.
+//! name where `Queue::later` expects data; docs/restrosaas.md §2.2); we print a note rather than copy the bug.
 //! Never prints or logs the data.
 
 use std::process::ExitCode;

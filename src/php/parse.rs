@@ -751,7 +751,7 @@ s:1:\"e\";E:11:\"Suit:Spades\";s:4:\"same\";r:12;s:2:\"o2\";r:9;}",
         // new DateTime('2024-01-02 03:04:05.123456', new DateTimeZone('UTC'))
         b"O:8:\"DateTime\":3:{s:4:\"date\";s:26:\"2024-01-02 03:04:05.123456\";\
 s:13:\"timezone_type\";i:3;s:8:\"timezone\";s:3:\"UTC\";}",
-        // The RestroSaaS DeferredJob command (restrosaas-facts.md).
+        // The RestroSaaS DeferredJob command (docs/restrosaas.md §2.3).
         DEFERRED_JOB,
     ];
 

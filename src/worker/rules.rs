@@ -1,6 +1,6 @@
-//! Laravel's Worker rules (spec §5.3), as pure functions of the job's numbers and the clock.
+//! Laravel's Worker rules (docs/laravel-queue.md §5.3), as pure functions of the job's numbers and the clock.
 //!
-//! Kept apart from any I/O so each rule can be checked against the spec line by line. `attempt` is always
+//! Kept apart from any I/O so each rule can be checked against that section line by line. `attempt` is always
 //! Laravel's `attempts()`: the 1-based number of the attempt now running (the stored count + 1).
 
 /// The job's retry settings, read from the payload with the worker's options as fallbacks.

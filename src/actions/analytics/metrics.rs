@@ -1,5 +1,5 @@
 //! The `realtime_metrics_{vendor}` array and the deltas DashboardNotificationService applies to it per event
-//! (restrosaas-facts §4.1), with PHP's arithmetic: int + int stays int, anything with a float is a float,
+//! (docs/restrosaas.md §6.1), with PHP's arithmetic: int + int stays int, anything with a float is a float,
 //! `/` gives an int only when it divides exactly, `max(0, x)` keeps the int 0. Pure: no I/O.
 
 use crate::php::{Key, Value};

@@ -2,9 +2,10 @@
 //! (`helper::create_order_invoice`: the customer's, then the vendor's, both "Order Invoice") → send each
 //! over the vendor's SMTP route → tell the worker what happened ([`ActionError`]).
 //!
-//! Decisions where the app is inconsistent (restrosaas-facts §3, §8):
+//! Decisions where the app is inconsistent (docs/restrosaas.md §5, docs/restrosaas.md §9):
 //! - **Route.** The vendor's `settings.mail_*` when those columns exist and `mail_host` is set
-//!   (`helper::emailconfigration`), else vendor 1's row the same way, else the `.env` `MAIL_*` (§8.13:
+//!   (`helper::emailconfigration`), else vendor 1's row the same way, else the `.env` `MAIL_*`
+//!   (docs/restrosaas.md §9.13:
 //!   no migration creates the columns, so on the stock schema it is always `MAIL_*`). A vendor route
 //!   takes the whole transport from the row, never mixing in `MAIL_PASSWORD`.
 //! - **Independent mails.** The app sends both inside one try/catch, so a failed customer mail skips the
@@ -18,7 +19,8 @@
 //!   `user_name`, else the `customers` row of `customer_id`. Vendor: `users.email` / `users.name`. A
 //!   missing or invalid address skips that mail with a warning (`on_missing_recipient = "fail"` fails).
 //! - **Formatting.** The vendor's own `settings` row (or the app's fallback settings) for the currency and
-//!   date format, not `helper::appdata`'s host-dependent row (§8.14). No delivery date → `created_at`.
+//!   date format, not `helper::appdata`'s host-dependent row (docs/restrosaas.md §9.14). No delivery date →
+//!   `created_at`.
 //! - **Non-SMTP mailers.** `MAIL_MAILER=log` / `array` (and `mail_driver` log/array) render and log the
 //!   mails, send nothing and succeed; other mailers are refused at start.
 //!

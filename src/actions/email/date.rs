@@ -1,5 +1,5 @@
 //! PHP's `date($format, strtotime($value))` for the mails' order date (`helper::date_format`, which
-//! applies the vendor's `settings.date_format`; restrosaas-facts §2.7), in UTC as the app's
+//! applies the vendor's `settings.date_format`; docs/restrosaas.md §4.9), in UTC as the app's
 //! `config/app.php` hard-codes.
 //!
 //! Pure functions: no I/O, no clock. Only the date and date-time shapes the database hands back are

@@ -1,5 +1,5 @@
 //! The `email` kind's settings: the per-action TOML keys ([`EmailOptions`]), the app's `MAIL_*`
-//! environment ([`MailSettings`], Laravel's names and `config/mail.php` defaults, restrosaas-facts §3),
+//! environment ([`MailSettings`], Laravel's names and `config/mail.php` defaults, docs/restrosaas.md §5.4),
 //! and a vendor's `settings.mail_*` columns (`helper::emailconfigration`), all turned into one
 //! [`MailRoute`]: how to send (SMTP server, or log only) and from whom.
 //!

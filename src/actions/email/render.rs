@@ -1,4 +1,4 @@
-//! The app's new-order mails (`helper::create_order_invoice`, restrosaas-facts §3): the fields its
+//! The app's new-order mails (`helper::create_order_invoice`, docs/restrosaas.md §5.1): the fields its
 //! `customerorderemail` / `vendororderemail` views show, gathered from an [`OrderBundle`] and formatted
 //! as the app formats them, and the minijinja templates that turn them into an HTML body and a text
 //! alternative (shipped in `templates/email/`, overridable per file from a directory).
@@ -165,7 +165,8 @@ pub fn invoice(
     ]);
     let company_name = user.non_empty("name").unwrap_or_default();
 
-    // Decision (§8): the views label these "Date" and "Time"; an order without a delivery date/time
+    // Decision (docs/restrosaas.md §9.20): the views label these "Date" and "Time"; an order without a
+    // delivery date/time
     // (the simplified checkouts) shows when it was placed instead of PHP's 1970-01-01.
     let created = order.non_empty("created_at").and_then(|c| date::parse(&c));
     let date_format = settings

@@ -2,14 +2,15 @@
 //! new-order text (or the configured template) → pace it → send it through the Cloud API → record it in
 //! `whatsapp_messages_log` → tell the worker what happened ([`ActionError`]).
 //!
-//! Gating as the app (restrosaas-facts §2.8, §9): `WHATSAPP_ENABLED=false` completes without sending
+//! Gating as the app (docs/restrosaas.md §4.10, docs/restrosaas.md §10.1): `WHATSAPP_ENABLED=false` completes
+//! without sending
 //! (the app's listeners return early); `WHATSAPP_NOTIFY_RESTAURANT_ON_ORDER=false` (vendor messages) or
 //! `WHATSAPP_AUTO_NOTIFY_ORDER_CREATED=false` (customer messages) likewise; `WHATSAPP_DEMO_MODE=true`
 //! builds everything, sends nothing, writes no log row and succeeds (as `WhatsAppBusinessService`).
 //! A non-numeric `order_id` (the app's `test_order_1`) completes with a log line, as the app's
 //! DeferredJob; a numeric one without an order fails permanently ("Order N not found").
 //!
-//! Decisions (§8): text bodies are `WhatsAppService::sendMessage`'s (no `recipient_type`,
+//! Decisions (docs/restrosaas.md §9.9): text bodies are `WhatsAppService::sendMessage`'s (no `recipient_type`,
 //! `preview_url` false), template bodies `WhatsAppBusinessService::sendTemplateMessage`'s; a text over
 //! 4096 characters is cut to 4093 + `...` on a character boundary; a missing token or phone-number id
 //! fails the job permanently ("WhatsApp API not configured: …", the Business service's status).

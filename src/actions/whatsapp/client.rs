@@ -2,7 +2,7 @@
 //! `Authorization: Bearer {WHATSAPP_API_TOKEN}` and a JSON body, on one pooled reqwest client (rustls)
 //! built at worker start, with the app's timeouts (10 s to connect, `WHATSAPP_TIMEOUT` in all).
 //!
-//! Bodies are built here exactly as the app builds them (restrosaas-facts §2.3): text messages as
+//! Bodies are built here exactly as the app builds them (docs/restrosaas.md §4.4): text messages as
 //! `WhatsAppService::sendMessage` (no `recipient_type`, `preview_url` false by default), templates as
 //! `WhatsAppBusinessService::sendTemplateMessage` (positional body parameters). No retries here (the
 //! worker retries whole jobs) and no logging of the token, the recipient or the body above debug.

@@ -1,5 +1,5 @@
 //! PHP's number, currency and string conversions as the app's WhatsApp text uses them
-//! (restrosaas-facts §2.7): `number_format` with PHP 8.2's pre-rounding `round()`, `(float)` of a
+//! (docs/restrosaas.md §4.9): `number_format` with PHP 8.2's pre-rounding `round()`, `(float)` of a
 //! string, `(string)` of a float (`precision` = 14), and `helper::currency_formate` driven by the
 //! vendor's `settings` row.
 //!

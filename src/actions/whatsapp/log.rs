@@ -1,5 +1,6 @@
 //! Recording each send in the app's `whatsapp_messages_log` table as `WhatsAppService::logMessage`
-//! does (restrosaas-facts §2.9, §5.4): `order_id`, `restaurant_id` / `customer_id`, the normalised
+//! does (docs/restrosaas.md §4.11, docs/restrosaas.md §7.4): `order_id`, `restaurant_id` / `customer_id`, the
+//! normalised
 //! `phone`, `message_type`, `status` (`sent` / `failed`), `message_id` (the wamid the app's webhook
 //! matches), `error`, `created_at` / `updated_at`; plus what the app leaves empty: `error_code`,
 //! `sent_at`, and, when a later attempt of the same job sends again, `retry_count` / `last_retry_at`

@@ -1,9 +1,10 @@
 //! The restaurant's new-order text, built from the order rows exactly as the app's
-//! `helper::whatsappmessage` builds it (restrosaas-facts §2.6.5): the vendor's `settings.item_message`
+//! `helper::whatsappmessage` builds it (docs/restrosaas.md §4.7): the vendor's `settings.item_message`
 //! per order line (plus one line per extra), the tax lines, then `settings.whatsapp_message` with its
-//! `{placeholders}` replaced in the app's order, amounts through `helper::currency_formate` (§2.7).
+//! `{placeholders}` replaced in the app's order, amounts through `helper::currency_formate`
+//! (docs/restrosaas.md §4.9).
 //!
-//! Decisions where the app cannot work as written (§8), each reproduced by the PHP re-creation in
+//! Decisions where the app cannot work as written (docs/restrosaas.md §9), each reproduced by the PHP re-creation in
 //! `fixtures/app/php/whatsapp_message.php`:
 //! - an empty or NULL `whatsapp_message` / `item_message` uses the text `helper::vendor_register`
 //!   stores for new vendors (the app would send an empty message);

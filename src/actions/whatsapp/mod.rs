@@ -4,19 +4,22 @@
 //! as the app builds it), `format` (PHP's number/currency formatting), `phone`, `client` (the HTTP call
 //! and bodies), `errors` (Meta's codes → retry or fail), `ratelimit`, `log` (the log table), `options`.
 //!
-//! Where the app is inconsistent (restrosaas-facts §8), decided here:
-//! - recipient (§8.7): the vendor's `settings.contact`, else `users.mobile` (the app's working number);
+//! Where the app is inconsistent (docs/restrosaas.md §9), decided here:
+//! - recipient (docs/restrosaas.md §9.7): the vendor's `settings.contact`, else `users.mobile` (the app's
+//!   working number);
 //!   `recipient = "customer"` uses `orders.mobile` / `user_mobile` / `customers.phone`;
-//! - text (§8.8, §8.10): `helper::whatsappmessage` (the vendor's template), not `formatOrderMessage`,
+//! - text (docs/restrosaas.md §9.8, docs/restrosaas.md §9.10): `helper::whatsappmessage` (the vendor's template),
+//!   not `formatOrderMessage`,
 //!   which reads columns that do not exist; empty templates get the app's new-vendor defaults; the
-//!   vendor's own settings row drives the currency format (§8.14); `%0a` → newline;
-//! - transport (§8.9): text bodies as `WhatsAppService` (no `recipient_type`, `preview_url` false),
+//!   vendor's own settings row drives the currency format (docs/restrosaas.md §9.14); `%0a` → newline;
+//! - transport (docs/restrosaas.md §9.9): text bodies as `WhatsAppService` (no `recipient_type`, `preview_url` false),
 //!   template bodies as `WhatsAppBusinessService`; `WHATSAPP_ENABLED` / `WHATSAPP_DEMO_MODE` as the
 //!   Business service and listeners honour them; a missing token fails the job ("not configured");
-//! - phone (§8.12): `+` and `00` are international; Côte d'Ivoire keeps its national `0`;
-//! - retries (§8.16): Meta's throttling / transient codes, 5xx, timeouts and connection errors are
+//! - phone (docs/restrosaas.md §9.12): `+` and `00` are international; Côte d'Ivoire keeps its national `0`;
+//! - retries (docs/restrosaas.md §9.16): Meta's throttling / transient codes, 5xx, timeouts and connection
+//!   errors are
 //!   retried with the worker's backoff (or `Retry-After`), everything else fails at once;
-//! - log (§8.17): `error_code` and `sent_at` are filled; a retried send updates its failed row.
+//! - log (docs/restrosaas.md §9.17): `error_code` and `sent_at` are filled; a retried send updates its failed row.
 
 mod action;
 mod client;

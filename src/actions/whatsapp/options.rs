@@ -1,6 +1,6 @@
 //! The `whatsapp` kind's settings: the per-action TOML keys ([`WhatsappOptions`]) and the app's
 //! `WHATSAPP_*` environment ([`WhatsappSettings`], Laravel's names and defaults from
-//! `config/whatsapp.php`, restrosaas-facts §2.1).
+//! `config/whatsapp.php`, docs/restrosaas.md §4.1).
 //!
 //! Reading and checking only; errors name the key to fix. Nothing here connects or logs.
 

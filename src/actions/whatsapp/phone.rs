@@ -1,9 +1,9 @@
 //! Turning a stored phone number (`settings.contact`, `users.mobile`, `orders.mobile`…, typed by people)
 //! into the digits the Cloud API's `to` wants, with `WHATSAPP_DEFAULT_COUNTRY_CODE` for local numbers.
 //!
-//! The app has two variants (restrosaas-facts §2.4); this follows `WhatsAppBusinessService`
+//! The app has two variants (docs/restrosaas.md §4.5); this follows `WhatsAppBusinessService`
 //! (digits only, a leading `0` means a national number, short numbers get the country code, 10–15
-//! digits are valid) with two decisions of ours (§8.12): `+` and `00` mark an international number
+//! digits are valid) with two decisions of ours (docs/restrosaas.md §9.12): `+` and `00` mark an international number
 //! that is left alone, and the national `0` is *kept* after the country code where the numbering plan
 //! keeps it (Côte d'Ivoire since 2021: `07 08 09 10 11` → `2250708091011`), which is the default when
 //! the country code is 225. Pure; a number never reaches a log from here.

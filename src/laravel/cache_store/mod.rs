@@ -4,7 +4,7 @@
 //! with a TTL, `forever`, `forget`, `forget_many` and an atomic read-modify-write `update`.
 //!
 //! Laravel keeps all of them in whatever store `CACHE_DRIVER` (8/10) or `CACHE_STORE` (11+) names, so the
-//! bytes must match Laravel's own stores exactly (spec §2.4, restrosaas-facts §4.3):
+//! bytes must match Laravel's own stores exactly (docs/laravel-queue.md §8.1, docs/restrosaas.md §6.4):
 //! - `redis` (submodule `redis`): key `<REDIS_PREFIX><CACHE_PREFIX>:<key>` on the `cache` connection
 //!   (`REDIS_CACHE_DB`, default 1); Laravel 8/10 put the `:` after a non-empty cache prefix, 11+ do not.
 //!   `put` is `SETEX` with at least 1 s, `forever` is `SET`. PHP numbers and numeric strings are stored

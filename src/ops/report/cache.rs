@@ -13,7 +13,7 @@ use crate::laravel::slug::laravel_slug;
 
 const RESTART: &str = "illuminate:queue:restart";
 
-/// Cache store of the restart signal (spec §2.4).
+/// Cache store of the restart signal (docs/laravel-queue.md §8.1).
 pub(super) fn derive(d: &mut Derivation<'_>) {
     let settings = d.settings;
     let lookup = settings.lookup();

@@ -9,7 +9,7 @@ pub(super) fn derive(d: &mut Derivation<'_>) {
     whatsapp(d);
 }
 
-/// Laravel 10's MailManager + Symfony's EsmtpTransport (facts §3).
+/// Laravel 10's MailManager + Symfony's EsmtpTransport (docs/restrosaas.md §5.3).
 fn mail(d: &mut Derivation<'_>) {
     let mailer = d.env_or("MAIL_MAILER", "smtp");
     let host = d.env_or("MAIL_HOST", "smtp.mailgun.org");
