@@ -114,6 +114,44 @@ impl DeferredJob {
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.data.get(key)
     }
+
+    /// Reads `data[key]` as an id (int, numeric string, whole float), as the app's `Order::find($id)`
+    /// would use it.
+    pub fn id(&self, key: &str) -> IdArg {
+        match self.get(key) {
+            None | Some(Value::Null) => IdArg::Missing,
+            Some(Value::Int(i)) => IdArg::Id(*i),
+            Some(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => IdArg::Id(*f as i64),
+            Some(Value::Str(s)) => {
+                let text = String::from_utf8_lossy(s);
+                let t = text.trim();
+                let numeric = !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+                t.parse::<i64>()
+                    .ok()
+                    .or_else(|| {
+                        t.parse::<f64>()
+                            .ok()
+                            .filter(|f| numeric && f.fract() == 0.0 && f.abs() < 9.0e15)
+                            .map(|f| f as i64)
+                    })
+                    .map_or_else(|| IdArg::NotNumeric(text.into_owned()), IdArg::Id)
+            }
+            Some(other) => IdArg::NotNumeric(format!("{other:?}")),
+        }
+    }
+}
+
+/// An id as PHP would use it in `Order::find($id)`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdArg {
+    /// Absent or null.
+    Missing,
+    /// An integer, or a string/float that is a whole number.
+    Id(i64),
+    /// Anything else (`"test_order_1"`): the app looks nothing up.
+    NotNumeric(String),
 }
 
 /// An Eloquent model reference found in a job (`ModelIdentifier`): what Laravel would re-query.

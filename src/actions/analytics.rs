@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::{ActionError, JobMeta};
 use crate::app::AppData;
-use crate::deferred::DeferredJob;
+use crate::deferred::{DeferredJob, IdArg};
 use crate::laravel::cache_store::{CacheStore, CacheStoreError};
 use crate::php::{Key, Value};
 
@@ -77,41 +77,9 @@ pub struct AnalyticsAction {
     forget: Vec<String>,
 }
 
-/// An id as PHP would use it in `Order::find($id)`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum IdArg {
-    /// Absent or null.
-    Missing,
-    /// An integer, or a string/float that is a whole number.
-    Id(i64),
-    /// Anything else (`"test_order_1"`): the app looks nothing up.
-    NotNumeric(String),
-}
-
-/// Reads `data[key]` as an id (int, numeric string, whole float).
+/// Reads `data[key]` as an id (int, numeric string, whole float): [`DeferredJob::id`].
 pub(crate) fn id_arg(job: &DeferredJob, key: &str) -> IdArg {
-    match job.get(key) {
-        None | Some(Value::Null) => IdArg::Missing,
-        Some(Value::Int(i)) => IdArg::Id(*i),
-        Some(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => IdArg::Id(*f as i64),
-        Some(Value::Str(s)) => {
-            let text = String::from_utf8_lossy(s);
-            let t = text.trim();
-            let numeric = !t.is_empty()
-                && t.bytes()
-                    .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
-            t.parse::<i64>()
-                .ok()
-                .or_else(|| {
-                    t.parse::<f64>()
-                        .ok()
-                        .filter(|f| numeric && f.fract() == 0.0 && f.abs() < 9.0e15)
-                        .map(|f| f as i64)
-                })
-                .map_or_else(|| IdArg::NotNumeric(text.into_owned()), IdArg::Id)
-        }
-        Some(other) => IdArg::NotNumeric(format!("{other:?}")),
-    }
+    job.id(key)
 }
 
 /// A cache store error as the worker should treat it.

@@ -12,9 +12,9 @@
 
 use serde::Deserialize;
 
-use super::analytics::{cache_error, id_arg, IdArg};
+use super::analytics::{cache_error, id_arg};
 use super::{ActionError, JobMeta};
-use crate::deferred::DeferredJob;
+use crate::deferred::{DeferredJob, IdArg};
 use crate::laravel::cache_store::CacheStore;
 
 /// The vendor keys of docs/restrosaas.md §6.3 (`{vendor}` = the id): CacheOptimizationService's warm-up keys

@@ -31,8 +31,7 @@
 use crate::actions::ledger::Ledger;
 use crate::actions::{ActionError, JobMeta};
 use crate::app::{AppData, OrderBundle, Row, FALLBACK_VENDOR};
-use crate::deferred::DeferredJob;
-use crate::php::Value;
+use crate::deferred::{DeferredJob, IdArg};
 
 use super::options::{
     vendor_route, EmailOptions, MailRoute, MailSettings, OnMissingRecipient, Transport,
@@ -53,18 +52,9 @@ pub struct EmailAction {
 
 /// The order id a job carries: an int, or a string/float holding a whole number.
 fn order_id(job: &DeferredJob) -> Option<i64> {
-    match job.get("order_id")? {
-        Value::Int(i) => Some(*i),
-        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
-        v => {
-            let s = v.as_str()?.trim();
-            s.parse::<i64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15)
-                    .map(|f| f as i64)
-            })
-        }
+    match job.id("order_id") {
+        IdArg::Id(id) => Some(id),
+        IdArg::Missing | IdArg::NotNumeric(_) => None,
     }
 }
 
@@ -348,7 +338,7 @@ impl EmailAction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::php::Key;
+    use crate::php::{Key, Value};
 
     fn job(v: Value) -> DeferredJob {
         DeferredJob {

@@ -31,8 +31,7 @@ use anyhow::Context;
 use crate::actions::ledger::Ledger;
 use crate::actions::{ActionError, JobMeta};
 use crate::app::{AppData, OrderBundle};
-use crate::deferred::DeferredJob;
-use crate::php::Value;
+use crate::deferred::{DeferredJob, IdArg};
 
 use super::client::{self, CloudApi};
 use super::log::{LogEntry, MessageLog, Outcome, Recorded};
@@ -68,24 +67,9 @@ enum OrderId {
 }
 
 fn order_id(job: &DeferredJob) -> OrderId {
-    match job.get("order_id") {
-        Some(Value::Int(i)) => OrderId::Numeric(*i),
-        Some(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-            OrderId::Numeric(*f as i64)
-        }
-        Some(v) => match v.as_str().map(str::trim) {
-            Some(s) if !s.is_empty() => match s.parse::<i64>() {
-                Ok(i) => OrderId::Numeric(i),
-                Err(_) => match s.parse::<f64>() {
-                    Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
-                        OrderId::Numeric(f as i64)
-                    }
-                    _ => OrderId::Other,
-                },
-            },
-            _ => OrderId::Other,
-        },
-        None => OrderId::Other,
+    match job.id("order_id") {
+        IdArg::Id(id) => OrderId::Numeric(id),
+        IdArg::Missing | IdArg::NotNumeric(_) => OrderId::Other,
     }
 }
 
@@ -429,7 +413,7 @@ fn truncate(text: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::php::Key;
+    use crate::php::{Key, Value};
 
     fn job(v: Value) -> DeferredJob {
         DeferredJob {
