@@ -9,7 +9,13 @@
 //! - `-z pack-relative-relocs` (DT_RELR): PIE relocations in a few KB instead of 1.4 MB read at every
 //!   start. Needs glibc 2.36+ on the machine that builds (and so on the one that runs the binary).
 //!
-//! `DEFER_WORKER_PLAIN_LINK=1` turns both off.
+//! x86_64-unknown-linux-musl (the static release binary, scripts/release.sh): linked with Rust's own LLD
+//! (`-fuse-ld=lld` from the toolchain's gcc-ld directory) and DT_RELR, which the static-pie applies to
+//! itself at start (Rust's bundled musl, 1.2.4+), whatever the C library of the machine that runs it. The
+//! list's names do not fit this target (each crate's hash covers the target), so it is ordered only when
+//! `DEFER_WORKER_SYMBOL_ORDER` names a list made for it: release.sh makes one from a first link.
+//!
+//! `DEFER_WORKER_PLAIN_LINK=1` turns all of it off. `DEFER_WORKER_SYMBOL_ORDER=path` replaces the list.
 //!
 //! Build facts, as `cargo:rustc-env` for `src/cli.rs` (never an error: what cannot be found is "unknown"):
 //! - `DEFER_WORKER_COMMIT`: the git commit of this checkout (12 hex digits), "unknown" outside one;
@@ -31,6 +37,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEFER_WORKER_PLAIN_LINK");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rerun-if-env-changed=DEFER_WORKER_SYMBOL_ORDER");
     let target = env::var("TARGET").unwrap_or_default();
     let (ordering, relr) = link_layout(&target);
     let yes_no = |b: bool| if b { "yes" } else { "no" };
@@ -49,28 +56,73 @@ fn link_layout(target: &str) -> (bool, bool) {
     if env::var_os("DEFER_WORKER_PLAIN_LINK").is_some_and(|v| v != "0") {
         return (false, false);
     }
-    if target != "x86_64-unknown-linux-gnu" {
-        return (false, false);
-    }
-    let native = env::var("HOST").is_ok_and(|host| host == target);
-    let mut ordering = false;
-    if uses_default_lld() {
-        let list = manifest_dir().join("link/hot-symbols.txt");
-        if list.is_file() {
-            println!(
-                "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-                list.display()
-            );
-            // The list names symbols of one toolchain and lock file; others are ignored, not errors.
-            println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
-            ordering = true;
+    let given = env::var_os("DEFER_WORKER_SYMBOL_ORDER")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    match target {
+        "x86_64-unknown-linux-gnu" => {
+            let native = env::var("HOST").is_ok_and(|host| host == target);
+            let list = given.unwrap_or_else(|| manifest_dir().join("link/hot-symbols.txt"));
+            let ordering = uses_default_lld() && order_symbols(&list);
+            let relr = native && glibc_at_least(2, 36);
+            if relr {
+                println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+            }
+            (ordering, relr)
         }
+        "x86_64-unknown-linux-musl" => {
+            if !use_rust_lld_for_musl() {
+                return (false, false);
+            }
+            println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+            (given.is_some_and(|list| order_symbols(&list)), true)
+        }
+        _ => (false, false),
     }
-    let relr = native && glibc_at_least(2, 36);
-    if relr {
-        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+}
+
+/// `--symbol-ordering-file` for the bins when the list exists (LLD only).
+fn order_symbols(list: &Path) -> bool {
+    if !list.is_file() {
+        return false;
     }
-    (ordering, relr)
+    println!("cargo:rerun-if-changed={}", list.display());
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+        list.display()
+    );
+    // The list names symbols of one toolchain and lock file; others are ignored, not errors.
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    true
+}
+
+/// The musl target links through `cc` with the system's `ld`; unless a linker is chosen, point `cc` at
+/// the toolchain's LLD (`gcc-ld/ld.lld`, which runs `rust-lld`). Static builds only (the default): the
+/// binary then relocates itself, so DT_RELR needs nothing from the machine that runs it.
+fn use_rust_lld_for_musl() -> bool {
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER");
+    if env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER").is_some() {
+        return false;
+    }
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if ["linker", "link-self-contained", "fuse-ld", "crt-static"]
+        .iter()
+        .any(|f| flags.contains(f))
+    {
+        return false;
+    }
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let host = env::var("HOST").unwrap_or_default();
+    let Some(sysroot) = run(&rustc, &["--print", "sysroot"], None) else {
+        return false;
+    };
+    let gcc_ld = Path::new(sysroot.trim()).join(format!("lib/rustlib/{host}/bin/gcc-ld"));
+    if !gcc_ld.join("ld.lld").is_file() {
+        return false;
+    }
+    println!("cargo:rustc-link-arg-bins=-B{}", gcc_ld.display());
+    println!("cargo:rustc-link-arg-bins=-fuse-ld=lld");
+    true
 }
 
 fn manifest_dir() -> PathBuf {
