@@ -68,7 +68,7 @@ check "-V is one line" test "$("$static" -V)" = "defer-worker $version"
 subs=$("$static" --help | awk '/^Commands:/ {on=1; next} on && /^$/ {exit} on && /^  [^ ]/ && $1 != "help" {print $1}')
 for s in "" $subs; do
   # shellcheck disable=SC2086 # $s is one word or none
-  check "defer-worker $s --help" "$static" $s --help
+  check "defer-worker${s:+ $s} --help" "$static" $s --help
 done
 check "decode fixtures/payloads/whatsapp.json" "$static" decode fixtures/payloads/whatsapp.json
 if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
@@ -111,7 +111,8 @@ want() { has "$contents" "^$1 +(root/root|0/0) +[0-9]+ .* \\./$2\$"; }
 check "/usr/bin/defer-worker (0755)" want -rwxr-xr-x usr/bin/defer-worker
 for f in usr/lib/systemd/system/defer-worker.service usr/lib/systemd/system/defer-worker@.service \
   etc/defer-worker/defer-worker.toml usr/share/doc/defer-worker/README.md usr/share/doc/defer-worker/deploy.md \
-  usr/share/doc/defer-worker/copyright usr/share/doc/defer-worker/help/defer-worker.txt \
+  usr/share/doc/defer-worker/copyright usr/share/doc/defer-worker/changelog.Debian.gz \
+  usr/share/doc/defer-worker/help/defer-worker.txt \
   usr/share/doc/defer-worker/help/defer-worker-work.txt usr/share/doc/defer-worker/help/defer-worker-failed-retry.txt \
   usr/share/doc/defer-worker/examples/supervisor-defer-worker.conf usr/share/man/man1/defer-worker.1.gz; do
   check "/$f (0644)" want -rw-r--r-- "$f"

@@ -8,7 +8,7 @@
 #   dist/SHA256SUMS                                         for `sha256sum -c`
 # then scripts/check-release.sh on them.
 #
-#   scripts/release.sh              # ~10 min from cold on 2 cores; ~1 min when only our crate changed
+#   scripts/release.sh              # ~9 min from cold on 2 cores (two links), under 2 min after a commit
 #   scripts/release.sh --no-check   # build only
 #
 # Installs what it lacks when run as root: the Rust target (rustup), Debian's musl-tools (musl-gcc, for
@@ -151,7 +151,16 @@ Every subcommand's \fB\-\-help\fR: /usr/share/doc/defer-worker/help/.
 README and deploy notes: /usr/share/doc/defer-worker/.
 EOF
 gzip -9n "$stage/defer-worker.1"
-[ -z "${SOURCE_DATE_EPOCH:-}" ] || touch -d "@$SOURCE_DATE_EPOCH" "$stage"/systemd/* "$stage"/help/* "$stage"/examples/* "$stage"/defer-worker.1.gz
+# Debian's changelog.Debian.gz: one entry for this build, dated by the commit.
+maintainer=$(sed -n 's/^maintainer = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+cat > "$stage/changelog" <<EOF
+defer-worker ($version-1) unstable; urgency=medium
+
+  * Built from commit $commit$([ "$dirty" = 1 ] && echo ' (dirty)') by scripts/release.sh.
+
+ -- $maintainer  $(date -R -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)")
+EOF
+[ -z "${SOURCE_DATE_EPOCH:-}" ] || touch -d "@$SOURCE_DATE_EPOCH" "$stage"/systemd/* "$stage"/help/* "$stage"/examples/* "$stage"/defer-worker.1.gz "$stage/changelog"
 
 # The .deb: the very binary built above (no second build, no second strip).
 deb=defer-worker_${version}-1_amd64.deb
