@@ -457,9 +457,15 @@ def check_dockerfiles(tmp, cli_lines, facts):
 
 
 def check_shell():
-    scripts = [DEPLOY / "compose/php-demo.sh", DEPLOY / "compose/initdb/02-app-data.sh", ROOT / "scripts/check-deploy.sh"]
+    scripts = [DEPLOY / "compose/php-demo.sh", DEPLOY / "compose/initdb/02-app-data.sh", ROOT / "scripts/check-deploy.sh",
+               ROOT / "scripts/release.sh", ROOT / "scripts/check-release.sh"]
     with check("shellcheck " + " ".join(rel(s) for s in scripts)):
         r = run(["shellcheck", "-s", "bash", *map(str, scripts)])
+        need(r.returncode == 0, r.stdout + r.stderr)
+    # The .deb's maintainer scripts (scripts/release.sh): POSIX sh, as dpkg runs them.
+    maint = [DEPLOY / "deb" / n for n in ("postinst", "prerm", "postrm")]
+    with check("shellcheck -s sh " + " ".join(rel(s) for s in maint)):
+        r = run(["shellcheck", "-s", "sh", *map(str, maint)])
         need(r.returncode == 0, r.stdout + r.stderr)
 
 

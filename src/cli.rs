@@ -16,8 +16,21 @@ Examples:
   redis-cli --raw LINDEX restrosaas_database_queues:whatsapp 0 | defer-worker decode -
   defer-worker decode fixtures/payloads/whatsapp.json";
 
+/// `--version`: the build facts build.rs records (`-V` stays one line).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("DEFER_WORKER_COMMIT"),
+    "\nbuilt: ",
+    env!("DEFER_WORKER_BUILD_DATE"),
+    "\ntarget: ",
+    env!("DEFER_WORKER_TARGET"),
+    "\nlink: ",
+    env!("DEFER_WORKER_LINK"),
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "defer-worker", version, about = "Runs Laravel queue jobs (RestroSaaS DeferredJob) from Laravel's own Redis queues, as `php artisan queue:work` does.", after_help = EXAMPLES)]
+#[command(name = "defer-worker", version, long_version = LONG_VERSION, about = "Runs Laravel queue jobs (RestroSaaS DeferredJob) from Laravel's own Redis queues, as `php artisan queue:work` does.", after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
