@@ -9,6 +9,7 @@
 //! - [`worker`]: the only place tying queue, actions and failed jobs together.
 //! - [`ops`]: subcommands that are not the worker (`decode`, …).
 //! - [`config`]: CLI + environment + TOML → one validated configuration.
+//! - [`util`]: one home per helper (the clock); imports nothing of ours.
 
 pub mod actions;
 pub mod app;
@@ -20,4 +21,5 @@ pub mod laravel;
 pub mod metrics;
 pub mod ops;
 pub mod php;
+pub mod util;
 pub mod worker;

@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::laravel::payload::Payload;
 use crate::laravel::redis_queue::QueueStats;
+use crate::util::clock;
 
 /// Upper bounds (seconds) of the job run-time histogram buckets; `+Inf` is implied. From 5 ms (a
 /// log action) to two minutes (beyond `queue:work`'s default 60 s timeout).
@@ -167,9 +168,7 @@ impl Metrics {
             redis_up: AtomicU8::new(UNKNOWN),
             db_up: AtomicU8::new(UNKNOWN),
             failed_jobs: AtomicU64::new(u64::MAX),
-            start_time: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            start_time: clock::since_epoch().as_secs_f64(),
         }
     }
 

@@ -17,12 +17,11 @@
 //! This module only stores jobs. It must not decide what happens to a job nor parse payloads; the
 //! payload has no `id` or `attempts` on this driver (the row carries them).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use sqlx::Row;
 
 use super::database::{on_pool, Db, DbKind};
 use super::redis_queue::QueueStats;
+use crate::util::clock::unix_now;
 
 /// The table `php artisan queue:table` creates.
 pub const DEFAULT_TABLE: &str = "jobs";
@@ -469,13 +468,6 @@ fn has_skip_locked(kind: DbKind, version: &str) -> bool {
         DbKind::Postgres => numbers(version) >= vec![9, 5],
         DbKind::Sqlite => false,
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs() as i64
 }
 
 impl std::fmt::Debug for Reserved {

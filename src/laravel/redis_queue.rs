@@ -19,12 +19,14 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::{RedisError, Script, Value};
 
 use super::redis_config::{hash_tag, RedisConfig};
 use super::redis_conn::RedisConn;
+use crate::util::clock::unix_now;
+
 /// Bound on one non-blocking command or script; guards against a hung server.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time granted to a BLPOP beyond its own timeout before the connection is presumed dead.
@@ -218,13 +220,6 @@ impl fmt::Debug for RedisQueue {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
-}
-
-/// Unix seconds from the local clock, as Laravel's `Carbon::now()->getTimestamp()`.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn secs_from_now(secs: u64) -> i64 {

@@ -19,8 +19,9 @@ use crate::laravel::cache_store::CacheStore;
 use crate::laravel::queue::Queue;
 use crate::laravel::redis_queue::Popped;
 use crate::metrics::Metrics;
+use crate::util::clock::unix_now;
 
-use super::job::{now_unix, Decider, JobInfo, Outcome};
+use super::job::{Decider, JobInfo, Outcome};
 use super::settle::{Settled, Settler};
 
 /// How often due `:delayed` and expired `:reserved` jobs are moved back while the worker is busy.
@@ -255,7 +256,7 @@ impl Worker {
         let opts = &self.decider.options;
         // Delayed jobs arrive without a notify token (a plain ZADD), so look again at least every second.
         let mut wait = opts.sleep.clamp(Duration::from_millis(50), IDLE_CHECK);
-        let now = now_unix();
+        let now = unix_now();
         for q in queues {
             if let Ok(Some(due)) = self.queue.next_due(q, opts.retry_after_for(q)).await {
                 let secs = (due - now).max(0) as u64;

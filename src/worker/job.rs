@@ -11,8 +11,8 @@
 //! (`--timeout 0`) the wait is bounded by half the queue's `retry_after`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
 use crate::actions::{ActionError, Actions, Handler, JobMeta};
@@ -22,6 +22,7 @@ use crate::laravel::exception::PhpException;
 use crate::laravel::payload::Payload;
 use crate::laravel::redis_queue::Popped;
 use crate::php;
+use crate::util::clock::unix_now;
 
 use super::options::WorkerOptions;
 use super::permits::ActionPermits;
@@ -58,13 +59,6 @@ pub struct Decider {
     pub limits: php::Limits,
     /// `[limits.actions]`.
     pub permits: ActionPermits,
-}
-
-pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl Decider {
@@ -107,7 +101,7 @@ impl Decider {
             retry_until: env.retry_until,
             fail_on_timeout: env.fail_on_timeout.unwrap_or(false),
         };
-        if !rules::may_run(&limits, attempt, now_unix()) {
+        if !rules::may_run(&limits, attempt, unix_now()) {
             return Outcome::Fail {
                 exception: PhpException::max_attempts_exceeded(payload.display_name()),
             };
@@ -178,7 +172,7 @@ impl Decider {
                 exception: PhpException::action_failed(message),
             },
             RunResult::Err(ActionError::Retry { message, after }) => {
-                if rules::out_of_attempts(&limits, attempt, now_unix()) {
+                if rules::out_of_attempts(&limits, attempt, unix_now()) {
                     Outcome::Fail {
                         exception: PhpException::action_failed(message),
                     }
@@ -191,7 +185,7 @@ impl Decider {
                 }
             }
             RunResult::TimedOut => {
-                if rules::fail_after_timeout(&limits, attempt, now_unix()) {
+                if rules::fail_after_timeout(&limits, attempt, unix_now()) {
                     Outcome::Fail {
                         exception: PhpException::timed_out(payload.display_name()),
                     }

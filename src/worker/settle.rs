@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::laravel::failed_jobs::FailedJobs;
 use crate::laravel::queue::{DriverError, Queue};
 use crate::laravel::redis_queue::Popped;
+use crate::util::clock::unix_now;
 
 use super::job::{JobInfo, Outcome};
 
@@ -123,7 +124,7 @@ impl Settler {
             }
             // Keep the reservation ahead of the migration so no other worker takes the job meanwhile.
             // Scores are whole seconds: one second of margin, and retries well within retry_after.
-            let until = super::job::now_unix() + retry_after as i64 + 1;
+            let until = unix_now() + retry_after as i64 + 1;
             if let Err(err) = self
                 .queue
                 .extend_reservation(popped, until, retry_after)

@@ -47,13 +47,13 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::{ConnectionManager, MultiplexedConnection};
 use tokio::sync::Mutex;
 
 use super::database::Db;
 use crate::php::{self, Value};
+use crate::util::clock::unix_now;
 
 /// The logical key `queue:restart` writes and workers compare on every loop.
 pub const RESTART_KEY: &str = "illuminate:queue:restart";
@@ -464,12 +464,6 @@ fn parse_php_number(raw: &[u8]) -> Option<i64> {
         .ok()
         .filter(|f| f.is_finite())
         .map(|f| f as i64)
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -1,0 +1,5 @@
+//! Helpers with one home each, at the bottom of the layers: nothing here imports a module of ours.
+//!
+//! - [`clock`]: the wall clock in UNIX seconds, as Laravel reads it.
+
+pub mod clock;
