@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::laravel::payload::Payload;
-use crate::laravel::redis_queue::QueueStats;
+use crate::laravel::queue::QueueStats;
 use crate::util::clock;
 
 /// Upper bounds (seconds) of the job run-time histogram buckets; `+Inf` is implied. From 5 ms (a

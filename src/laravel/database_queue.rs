@@ -20,7 +20,7 @@
 use sqlx::Row;
 
 use super::database::{on_pool, Db, DbKind};
-use super::redis_queue::QueueStats;
+use super::queue::QueueStats;
 use crate::util::clock::unix_now;
 
 /// The table `php artisan queue:table` creates.
@@ -56,9 +56,10 @@ impl DbQueueError {
     }
 }
 
-/// A reserved row: what [`DatabaseQueue::pop`] returns.
+/// A reserved row, as Laravel's `DatabaseJobRecord`: what [`DatabaseQueue::pop`] returns. The worker
+/// sees it as a [`ReservedJob`](super::queue::ReservedJob).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Reserved {
+pub struct DatabaseJobRecord {
     pub id: i64,
     /// Attempts after this reservation (Laravel's `DatabaseJobRecord::increment`).
     pub attempts: i64,
@@ -144,7 +145,7 @@ impl DatabaseQueue {
         queue: &str,
         retry_after: u64,
         max: usize,
-    ) -> Result<Vec<Reserved>, DbQueueError> {
+    ) -> Result<Vec<DatabaseJobRecord>, DbQueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -152,7 +153,7 @@ impl DatabaseQueue {
             let now = unix_now();
             let expired = now - retry_after as i64;
             let sql = &self.sql;
-            let picked: Result<(usize, Vec<Reserved>), sqlx::Error> = on_pool!(&self.db, pool => {
+            let picked: Result<(usize, Vec<DatabaseJobRecord>), sqlx::Error> = on_pool!(&self.db, pool => {
                 async {
                     let mut tx = pool.begin_with(sql.begin).await?;
                     let rows = sqlx::query(&sql.select_next)
@@ -176,7 +177,7 @@ impl DatabaseQueue {
                             .await?
                             .rows_affected();
                         if updated == 1 {
-                            got.push(Reserved {
+                            got.push(DatabaseJobRecord {
                                 id,
                                 attempts: attempts + 1,
                                 payload: payload.into_bytes(),
@@ -470,10 +471,10 @@ fn has_skip_locked(kind: DbKind, version: &str) -> bool {
     }
 }
 
-impl std::fmt::Debug for Reserved {
+impl std::fmt::Debug for DatabaseJobRecord {
     // Payloads may hold personal data; show sizes only.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reserved")
+        f.debug_struct("DatabaseJobRecord")
             .field("id", &self.id)
             .field("attempts", &self.attempts)
             .field("payload_len", &self.payload.len())

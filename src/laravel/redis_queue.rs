@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use redis::{RedisError, Script, Value};
 
+use super::queue::QueueStats;
 use super::redis_config::{hash_tag, RedisConfig};
 use super::redis_conn::RedisConn;
 use crate::util::clock::unix_now;
@@ -36,30 +37,26 @@ const MAX_BLOCK: Duration = Duration::from_secs(24 * 60 * 60);
 /// Idle blocking connections kept for reuse.
 const MAX_IDLE_BLOCKING: usize = 8;
 
-/// A job taken from the ready list by [`RedisQueue::pop`].
+/// A job taken from the ready list by [`RedisQueue::pop`], as Laravel's `RedisJob` holds it: the
+/// original payload and the reserved copy. The worker sees it as a [`ReservedJob`](super::queue::ReservedJob).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Popped {
+pub struct RedisJob {
     /// Queue name without prefix, e.g. `default`.
     pub queue: String,
-    /// The payload exactly as it was in the ready list (Laravel's `getRawBody`). Read job settings
-    /// from this, and write this to `failed_jobs.payload`.
+    /// The payload exactly as it was in the ready list (Laravel's `getRawBody`).
     pub original: Vec<u8>,
-    /// The driver's handle on the reservation: on Redis the member now in `:reserved` (pass these
-    /// exact bytes to delete/release/handoff; for an invalid payload it equals `original`); on the
-    /// database driver the `jobs.id`, in decimal.
+    /// The member now in `:reserved`: pass these exact bytes to delete/release/handoff. For an
+    /// invalid payload it equals `original`.
     pub reserved: Vec<u8>,
     /// `Some(reason)` when the payload could not be reserved as a job (not JSON, no numeric
     /// `attempts`). It is still in `:reserved`, so nothing is lost: record it, then delete it.
     pub invalid: Option<String>,
-    /// Attempts including this one, when the driver keeps them outside the payload (the database
-    /// driver's `jobs.attempts`); `None` on Redis, where the payload's `attempts` + 1 is the count.
-    pub attempts: Option<i64>,
 }
 
-impl fmt::Debug for Popped {
+impl fmt::Debug for RedisJob {
     // Payloads may hold personal data; show sizes only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Popped")
+        f.debug_struct("RedisJob")
             .field("queue", &self.queue)
             .field("original_len", &self.original.len())
             .field("reserved_len", &self.reserved.len())
@@ -284,14 +281,14 @@ impl RedisQueue {
     /// `attempts` in each reserved copy and consuming one notify token per job. FIFO order.
     ///
     /// Unlike Laravel's `pop`, this does not migrate due jobs first: call [`RedisQueue::migrate`]
-    /// before it. Invalid payloads come back with [`Popped::invalid`] set (see `lua/pop.lua`).
+    /// before it. Invalid payloads come back with [`RedisJob::invalid`] set (see `lua/pop.lua`).
     /// `max == 0` returns nothing without touching Redis.
     pub async fn pop(
         &self,
         queue: &str,
         retry_after: u64,
         max: usize,
-    ) -> Result<Vec<Popped>, QueueError> {
+    ) -> Result<Vec<RedisJob>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -325,12 +322,11 @@ impl RedisQueue {
             let (Some(original), Some(reserved)) = (original, reserved) else {
                 return Err(bad("a job without payload".to_owned()));
             };
-            jobs.push(Popped {
+            jobs.push(RedisJob {
                 queue: queue.to_owned(),
                 original,
                 reserved,
                 invalid: reason.map(|r| String::from_utf8_lossy(&r).into_owned()),
-                attempts: None,
             });
         }
         Ok(jobs)
@@ -746,47 +742,6 @@ impl RedisQueue {
     }
 }
 
-/// One queue at one instant, from [`RedisQueue::stats`].
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct QueueStats {
-    /// LLEN of the ready list.
-    pub ready: u64,
-    /// ZCARD of `:delayed`.
-    pub delayed: u64,
-    /// ZCARD of `:reserved`.
-    pub reserved: u64,
-    /// The next payload to be popped (LINDEX 0), None when the list is empty.
-    pub head: Option<Vec<u8>>,
-    /// The lowest `:delayed` score: when the next delayed job is due (unix seconds).
-    pub next_delayed_at: Option<i64>,
-    /// The lowest `:reserved` score: when the oldest reservation runs out (unix seconds).
-    pub first_reservation_expires_at: Option<i64>,
-}
-
-impl QueueStats {
-    /// Laravel's `size`: ready + delayed + reserved.
-    pub fn size(&self) -> u64 {
-        self.ready + self.delayed + self.reserved
-    }
-}
-
-impl fmt::Debug for QueueStats {
-    // The head payload may hold personal data; show its size only.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueueStats")
-            .field("ready", &self.ready)
-            .field("delayed", &self.delayed)
-            .field("reserved", &self.reserved)
-            .field("head_len", &self.head.as_ref().map(Vec::len))
-            .field("next_delayed_at", &self.next_delayed_at)
-            .field(
-                "first_reservation_expires_at",
-                &self.first_reservation_expires_at,
-            )
-            .finish()
-    }
-}
-
 /// The bytes of a bulk/simple string reply; None for nil or false.
 fn bytes(value: &Value) -> Option<Vec<u8>> {
     match value {
@@ -818,13 +773,12 @@ mod tests {
     }
 
     #[test]
-    fn popped_debug_hides_payload() {
-        let p = Popped {
+    fn job_debug_hides_payload() {
+        let p = RedisJob {
             queue: "q".into(),
             original: b"{\"phone\":\"+22500000000\"}".to_vec(),
             reserved: b"x".to_vec(),
             invalid: None,
-            attempts: None,
         };
         assert!(!format!("{p:?}").contains("2250"));
     }

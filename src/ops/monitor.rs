@@ -15,7 +15,7 @@ use serde_json::{json, Value as Json};
 
 use super::connect;
 use super::failed::table;
-use crate::laravel::redis_queue::QueueStats;
+use crate::laravel::queue::QueueStats;
 
 const EXAMPLES: &str = "\
 Examples:

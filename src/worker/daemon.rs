@@ -16,8 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::laravel::cache_store::CacheStore;
-use crate::laravel::queue::Queue;
-use crate::laravel::redis_queue::Popped;
+use crate::laravel::queue::{Queue, ReservedJob};
 use crate::metrics::Metrics;
 use crate::util::clock::unix_now;
 
@@ -214,7 +213,7 @@ impl Worker {
         last: &mut HashMap<String, Instant>,
         force: bool,
         max: usize,
-    ) -> Result<Vec<Popped>, ()> {
+    ) -> Result<Vec<ReservedJob>, ()> {
         let opts = &self.decider.options;
         let mut jobs = Vec::new();
         for q in &opts.queues {
@@ -294,7 +293,7 @@ impl Worker {
     fn spawn_job(
         &self,
         tracker: &TaskTracker,
-        popped: Popped,
+        popped: ReservedJob,
         permit: tokio::sync::OwnedSemaphorePermit,
         summary: &Arc<Summary>,
         finished: &Arc<Notify>,

@@ -20,7 +20,7 @@ use crate::deferred::{classify, DeferredJob, JobClass};
 use crate::laravel::encrypter::Encrypter;
 use crate::laravel::exception::PhpException;
 use crate::laravel::payload::Payload;
-use crate::laravel::redis_queue::Popped;
+use crate::laravel::queue::ReservedJob;
 use crate::php;
 use crate::util::clock::unix_now;
 
@@ -63,7 +63,7 @@ pub struct Decider {
 
 impl Decider {
     /// Decides what to do with one popped job, running its action when it is ours.
-    pub async fn decide(&self, popped: &Popped, info: &mut JobInfo) -> Outcome {
+    pub async fn decide(&self, popped: &ReservedJob, info: &mut JobInfo) -> Outcome {
         let size = popped.original.len();
         if size > self.options.max_payload_bytes {
             return invalid(format!(
@@ -202,7 +202,7 @@ impl Decider {
         }
     }
 
-    fn handoff(&self, popped: &Popped, reason: &'static str) -> Outcome {
+    fn handoff(&self, popped: &ReservedJob, reason: &'static str) -> Outcome {
         Outcome::Handoff {
             to: self.options.handoff_queue_for(&popped.queue),
             reason,
@@ -282,6 +282,7 @@ fn invalid(reason: String) -> Outcome {
 mod tests {
     use super::*;
     use crate::actions::{ActionKind, Deps, Plan};
+    use crate::laravel::queue::Reservation;
     use std::collections::BTreeMap;
 
     /// A decider running `whatsapp_notification` as `log` (taking `sleep_ms`), limited to one at a time.
@@ -312,15 +313,15 @@ mod tests {
         }
     }
 
-    fn popped() -> Popped {
+    fn popped() -> ReservedJob {
         let original = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("fixtures/payloads/whatsapp.json"),
         )
         .unwrap();
-        Popped {
+        ReservedJob {
             queue: "whatsapp".into(),
-            reserved: original.clone(),
+            reservation: Reservation::Redis(original.clone()),
             original,
             invalid: None,
             attempts: None,

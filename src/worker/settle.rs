@@ -12,8 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::laravel::failed_jobs::FailedJobs;
-use crate::laravel::queue::{DriverError, Queue};
-use crate::laravel::redis_queue::Popped;
+use crate::laravel::queue::{DriverError, Queue, ReservedJob};
 use crate::util::clock::unix_now;
 
 use super::job::{JobInfo, Outcome};
@@ -56,7 +55,7 @@ const REDIS_ATTEMPTS: u32 = 8;
 impl Settler {
     pub async fn settle(
         &self,
-        popped: &Popped,
+        popped: &ReservedJob,
         outcome: &Outcome,
         retry_after: u64,
         info: &JobInfo,
@@ -96,7 +95,7 @@ impl Settler {
     /// Inserts the failed_jobs row, retrying (and keeping the job reserved) while the database is down.
     async fn record_failure(
         &self,
-        popped: &Popped,
+        popped: &ReservedJob,
         exception: &str,
         retry_after: u64,
         info: &JobInfo,
