@@ -13,7 +13,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::database_queue::{DatabaseJobRecord, DatabaseQueue, DbQueueError};
-use super::redis_queue::{QueueError, RedisJob, RedisQueue};
+use super::redis_error::QueueError;
+use super::redis_queue::{RedisJob, RedisQueue};
 
 /// A driver's error, with whether to back off and retry.
 #[derive(Debug, thiserror::Error)]
