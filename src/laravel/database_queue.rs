@@ -21,6 +21,7 @@ use sqlx::Row;
 
 use super::database::{on_pool, Db, DbKind};
 use super::queue::QueueStats;
+use super::sql_error;
 use crate::util::clock::unix_now;
 
 /// The table `php artisan queue:table` creates.
@@ -41,7 +42,15 @@ pub enum DbQueueError {
 }
 
 impl DbQueueError {
-    /// True when the connection (not the statement) failed: back off and try again.
+    /// True when the same statement may succeed later: the connection or pool failed, or the server
+    /// answered a deadlock, a lock wait or statement timeout, a serialization failure, a shutdown
+    /// (see [`sql_error`]). False for a syntax error, a missing table, a value that does not decode.
+    pub fn is_retryable(&self) -> bool {
+        let DbQueueError::Database { source, .. } = self;
+        sql_error::is_transient(source)
+    }
+
+    /// True when the connection (not the statement) failed.
     pub fn is_connection(&self) -> bool {
         let DbQueueError::Database { source, .. } = self;
         matches!(

@@ -15,3 +15,4 @@ pub mod redis_conn;
 pub mod redis_error;
 mod redis_notify;
 pub mod redis_queue;
+pub mod sql_error;

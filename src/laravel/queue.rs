@@ -7,7 +7,8 @@
 //! on the database. A reservation only ever reaches its own driver; one handed to the other is
 //! refused with [`DriverError::WrongDriver`].
 //!
-//! This module routes and converts; it must not retry, nor speak a store's protocol itself.
+//! This module routes and converts; it must not retry (the worker decides that from
+//! [`DriverError::is_retryable`]), nor speak a store's protocol itself.
 
 use std::fmt;
 use std::time::Duration;
@@ -40,6 +41,17 @@ impl DriverError {
         match self {
             DriverError::Redis(e) => e.is_connection(),
             DriverError::Database(e) => e.is_connection(),
+            DriverError::WrongDriver { .. } => false,
+        }
+    }
+
+    /// True when the same request may succeed later (the store was unreachable, busy, loading, failing
+    /// over, or lost a lock race): back off and try again. False when a retry cannot help (a script
+    /// error, a key of the wrong type, a missing table, a queue unusable on a cluster).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DriverError::Redis(e) => e.is_retryable(),
+            DriverError::Database(e) => e.is_retryable(),
             DriverError::WrongDriver { .. } => false,
         }
     }
@@ -389,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_driver_error_names_both_drivers() {
+    fn a_wrong_driver_error_is_never_retried() {
         let err = DriverError::WrongDriver {
             driver: "redis",
             reservation: "database",
