@@ -4,6 +4,9 @@
 //! Only the wait for the next job is cancelled by a signal; running jobs finish under their own timeout,
 //! tracked by a `TaskTracker`, within the drain deadline. Correctness never relies on the drain: a job
 //! still reserved when the process dies returns after `retry_after`.
+//!
+//! It must not decide or settle a job itself ([`super::job`], [`super::settle`]), nor stop on a store
+//! error: it logs it, backs off (at once to the longest wait when a retry cannot help) and keeps looping.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,6 +7,8 @@
 //! failing over; [`DriverError::is_retryable`]) are retried with a capped backoff; any other (a script
 //! error, a key of the wrong type, a missing table) is logged once and not retried. Either way, if the
 //! operation does not succeed the job is left reserved and comes back after `retry_after`.
+//!
+//! It must not decide an outcome (that is [`super::job`]), nor drop a job it could not settle.
 
 use std::future::Future;
 use std::time::Duration;
