@@ -326,18 +326,11 @@ impl JobsTable {
                     .expect("MariaDB at 127.0.0.1:3306"),
             ),
             DbKind::Postgres => Db::Postgres(
-                sqlx::postgres::PgPoolOptions::new()
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::query("SET lock_timeout = '500ms'")
-                                .execute(conn)
-                                .await
-                                .map(drop)
-                        })
-                    })
-                    .connect("postgres://postgres@127.0.0.1:5432/test")
-                    .await
-                    .expect("PostgreSQL at 127.0.0.1:5432"),
+                sqlx::PgPool::connect(
+                    "postgres://postgres@127.0.0.1:5432/test?options=-c%20lock_timeout%3D500ms",
+                )
+                .await
+                .expect("PostgreSQL at 127.0.0.1:5432"),
             ),
             DbKind::Sqlite => unreachable!("the SQLite errors are unit-tested"),
         };
@@ -406,21 +399,19 @@ async fn server_errors_say_whether_a_retry_can_help(kind: DbKind) {
             _ => format!("\"{}\"", table.name),
         }
     );
+    // The delete, while another session holds the row in a transaction (one body for both pools).
+    macro_rules! delete_while_locked {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.expect("begin");
+            sqlx::query(&lock).execute(&mut *tx).await.expect("lock");
+            let result = queue.delete_reserved(&job).await;
+            tx.rollback().await.expect("rollback");
+            result
+        }};
+    }
     let locked = match &table.db {
-        Db::MySql(p) => {
-            let mut tx = p.begin().await.expect("begin");
-            sqlx::query(&lock).execute(&mut *tx).await.expect("lock");
-            let locked = queue.delete_reserved(&job).await;
-            tx.rollback().await.expect("rollback");
-            locked
-        }
-        Db::Postgres(p) => {
-            let mut tx = p.begin().await.expect("begin");
-            sqlx::query(&lock).execute(&mut *tx).await.expect("lock");
-            let locked = queue.delete_reserved(&job).await;
-            tx.rollback().await.expect("rollback");
-            locked
-        }
+        Db::MySql(p) => delete_while_locked!(p),
+        Db::Postgres(p) => delete_while_locked!(p),
         Db::Sqlite(_) => unreachable!(),
     };
     let unlocked = queue.delete_reserved(&job).await;

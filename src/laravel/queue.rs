@@ -418,7 +418,7 @@ mod tests {
             .connect("sqlite::memory:")
             .await
             .expect("in-memory SQLite");
-        let db = super::super::database::Db::Sqlite(pool);
+        let db = crate::laravel::database::Db::Sqlite(pool);
         let queue = Queue::Database(DatabaseQueue::new(db, "jobs", 90).await.expect("queue"));
         // No `jobs` table: had the call reached the database, it would fail with a SQL error.
         let redis_job = job(Reservation::Redis(b"{}".to_vec()));

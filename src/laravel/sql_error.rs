@@ -140,16 +140,11 @@ mod tests {
             .await
             .expect("sqlite");
 
-        let missing = sqlx::query("SELECT id FROM jobs")
-            .execute(&pool)
-            .await
-            .expect_err("no such table");
-        assert!(!is_transient(&missing), "{missing}");
-        let syntax = sqlx::query("SELEC 1")
-            .execute(&pool)
-            .await
-            .expect_err("syntax");
-        assert!(!is_transient(&syntax), "{syntax}");
+        // No such table; a syntax error.
+        for sql in ["SELECT id FROM jobs", "SELEC 1"] {
+            let err = sqlx::query(sql).execute(&pool).await.expect_err(sql);
+            assert!(!is_transient(&err), "{sql}: {err}");
+        }
 
         // One connection holds the write lock; another one's write is refused with SQLITE_BUSY.
         let mut holder = SqliteConnection::connect_with(&opts).await.expect("conn");

@@ -213,11 +213,11 @@ mod tests {
     }
 
     /// A store error as the driver reports it, from an error of the Redis client.
-    fn redis_error(source: redis::RedisError) -> DriverError {
+    fn redis_error(source: impl Into<redis::RedisError>) -> DriverError {
         DriverError::Redis(QueueError::Script {
             script: "release",
             key: "queues:q".into(),
-            source,
+            source: source.into(),
         })
     }
 
@@ -237,13 +237,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_error_a_retry_cannot_fix_is_tried_once() {
-        let (result, calls, took) = run(|_| {
-            Some(redis_error(redis::RedisError::from((
-                redis::ErrorKind::CrossSlot,
-                "Keys in request don't hash to the same slot",
-            ))))
-        })
-        .await;
+        let cross_slot = (
+            redis::ErrorKind::CrossSlot,
+            "Keys don't hash to the same slot",
+        );
+        let (result, calls, took) = run(|_| Some(redis_error(cross_slot))).await;
         assert_eq!((result, calls), (None, 1));
         assert_eq!(took, Duration::ZERO, "no backoff");
         let (result, calls, _) = run(|_| {
@@ -258,22 +256,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_retryable_error_is_retried_with_a_capped_backoff() {
-        let (result, calls, took) = run(|_| {
-            Some(redis_error(redis::RedisError::from((
-                redis::ErrorKind::BusyLoadingError,
-                "Redis is loading the dataset in memory",
-            ))))
-        })
-        .await;
+        let loading = (
+            redis::ErrorKind::BusyLoadingError,
+            "Redis is loading the dataset",
+        );
+        let (result, calls, took) = run(|_| Some(redis_error(loading))).await;
         assert_eq!((result, calls), (None, STORE_ATTEMPTS));
         // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 5 (capped) seconds between the 8 tries.
         assert_eq!(took, Duration::from_millis(11_300));
 
-        let refused = || {
-            redis_error(redis::RedisError::from(std::io::Error::from(
-                std::io::ErrorKind::ConnectionRefused,
-            )))
-        };
+        let refused = || redis_error(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         let (result, calls, took) = run(|call| (call < 3).then(refused)).await;
         assert_eq!((result, calls), (Some(3), 3), "succeeds on the third try");
         assert_eq!(took, Duration::from_millis(300));

@@ -404,27 +404,17 @@ fn stripe(key: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
 
     #[tokio::test]
     async fn file_store_round_trip_and_expiry() {
         let dir = tempfile::tempdir().expect("tmp");
-        let storage = dir.path().display().to_string();
-        let store = CacheStore::from_lookup(&lookup(&[
-            ("CACHE_DRIVER", "file"),
-            ("APP_STORAGE_PATH", &storage),
-        ]))
-        .await
-        .expect("valid")
-        .expect("store");
+        // What `settings` builds for CACHE_DRIVER=file, APP_STORAGE_PATH=<dir>.
+        let store = CacheStore {
+            backend: Backend::File {
+                dir: dir.path().join("framework/cache/data"),
+            },
+            locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+        };
         assert_eq!(store.restart_signal().await.expect("read"), None);
         store.signal_restart(1_700_000_000).await.expect("write");
         assert_eq!(
