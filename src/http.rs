@@ -22,7 +22,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::future::join_all;
 use http_body_util::Full;
@@ -41,6 +41,7 @@ use tokio_util::task::TaskTracker;
 use crate::laravel::failed_jobs::FailedJobs;
 use crate::laravel::queue::Queue;
 use crate::metrics::{Metrics, QueueDepth};
+use crate::util::clock::unix_now;
 
 /// Longest wait for one Redis or database answer while serving a request.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -176,12 +177,6 @@ fn respond(
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Reads every queue's depth and the failed_jobs count, records whether each store answered,

@@ -7,6 +7,10 @@ use std::collections::HashSet;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use defer_worker::laravel::database::Db;
+use defer_worker::laravel::database_queue::DatabaseQueue;
+use defer_worker::laravel::queue::{Queue, Reservation};
+
 use crate::support::{DbKind, World};
 
 const LOG_ALL: &str = "[actions.\"*\"]\nkind = \"log\"\n";
@@ -291,4 +295,141 @@ fn monitor_and_clear_read_the_jobs_table_for_database_connections() {
         "Cleared 3 jobs from the [default] queue"
     );
     assert_eq!(jobs_left(&w), 0);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Whether a retry can help, from the servers' own errors on a `jobs` table of `php artisan queue:table`.
+
+/// A `jobs` table of its own on MariaDB or PostgreSQL, dropped when the test is done with it.
+struct JobsTable {
+    db: Db,
+    name: String,
+}
+
+impl JobsTable {
+    /// A pool whose sessions give up on a row lock after about a second, and an empty `jobs` table.
+    async fn create(db: DbKind) -> JobsTable {
+        let name = format!("dw_jobs_{}", uuid::Uuid::new_v4().simple());
+        let db = match db {
+            DbKind::MySql => Db::MySql(
+                sqlx::mysql::MySqlPoolOptions::new()
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("SET SESSION innodb_lock_wait_timeout = 1")
+                                .execute(conn)
+                                .await
+                                .map(drop)
+                        })
+                    })
+                    .connect("mysql://root@127.0.0.1:3306/test")
+                    .await
+                    .expect("MariaDB at 127.0.0.1:3306"),
+            ),
+            DbKind::Postgres => Db::Postgres(
+                sqlx::PgPool::connect(
+                    "postgres://postgres@127.0.0.1:5432/test?options=-c%20lock_timeout%3D500ms",
+                )
+                .await
+                .expect("PostgreSQL at 127.0.0.1:5432"),
+            ),
+            DbKind::Sqlite => unreachable!("the SQLite errors are unit-tested"),
+        };
+        let ddl = match &db {
+            Db::MySql(_) => format!(
+                "CREATE TABLE `{name}` (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, \
+                 queue VARCHAR(255) NOT NULL, payload LONGTEXT NOT NULL, attempts TINYINT UNSIGNED NOT NULL, \
+                 reserved_at INT UNSIGNED NULL, available_at INT UNSIGNED NOT NULL, \
+                 created_at INT UNSIGNED NOT NULL) ENGINE=InnoDB"
+            ),
+            _ => format!(
+                "CREATE TABLE \"{name}\" (id BIGSERIAL PRIMARY KEY, queue VARCHAR(255) NOT NULL, \
+                 payload TEXT NOT NULL, attempts SMALLINT NOT NULL, reserved_at INTEGER NULL, \
+                 available_at INTEGER NOT NULL, created_at INTEGER NOT NULL)"
+            ),
+        };
+        JobsTable::execute(&db, &ddl).await;
+        JobsTable { db, name }
+    }
+
+    async fn execute(db: &Db, sql: &str) {
+        match db {
+            Db::MySql(p) => sqlx::query(sql).execute(p).await.map(drop),
+            Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
+            Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    async fn drop_table(self) {
+        let quoted = match self.db {
+            Db::MySql(_) => format!("`{}`", self.name),
+            _ => format!("\"{}\"", self.name),
+        };
+        JobsTable::execute(&self.db, &format!("DROP TABLE {quoted}")).await;
+    }
+}
+
+/// A missing table is not retryable; a row lock another session holds past the lock timeout
+/// (MariaDB 1205 lock wait timeout, PostgreSQL 55P03 lock_not_available) is, and the same delete
+/// succeeds once the lock is gone.
+async fn server_errors_say_whether_a_retry_can_help(kind: DbKind) {
+    let table = JobsTable::create(kind).await;
+    let missing = DatabaseQueue::new(table.db.clone(), &format!("{}_missing", table.name), 90)
+        .await
+        .expect("queue");
+    let missing_err = missing
+        .pop("default", 90, 1)
+        .await
+        .expect_err("no such table");
+
+    let queue = Queue::Database(
+        DatabaseQueue::new(table.db.clone(), &table.name, 90)
+            .await
+            .expect("queue"),
+    );
+    queue.push_raw("default", b"{}", 0).await.expect("push");
+    let job = queue.pop("default", 90, 1).await.expect("pop").remove(0);
+    let Reservation::Database(id) = job.reservation else {
+        panic!("{job:?}")
+    };
+    let lock = format!(
+        "SELECT id FROM {} WHERE id = {id} FOR UPDATE",
+        match kind {
+            DbKind::MySql => format!("`{}`", table.name),
+            _ => format!("\"{}\"", table.name),
+        }
+    );
+    // The delete, while another session holds the row in a transaction (one body for both pools).
+    macro_rules! delete_while_locked {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.expect("begin");
+            sqlx::query(&lock).execute(&mut *tx).await.expect("lock");
+            let result = queue.delete_reserved(&job).await;
+            tx.rollback().await.expect("rollback");
+            result
+        }};
+    }
+    let locked = match &table.db {
+        Db::MySql(p) => delete_while_locked!(p),
+        Db::Postgres(p) => delete_while_locked!(p),
+        Db::Sqlite(_) => unreachable!(),
+    };
+    let unlocked = queue.delete_reserved(&job).await;
+    table.drop_table().await;
+
+    assert!(!missing_err.is_retryable(), "{missing_err}");
+    let locked = locked.expect_err("the row is locked by another session");
+    assert!(locked.is_retryable(), "{locked}");
+    assert!(!locked.is_connection(), "{locked}");
+    assert!(unlocked.expect("unlocked"), "deleted once the lock is gone");
+}
+
+#[tokio::test]
+async fn mariadb_errors_say_whether_a_retry_can_help() {
+    server_errors_say_whether_a_retry_can_help(DbKind::MySql).await;
+}
+
+#[tokio::test]
+async fn postgres_errors_say_whether_a_retry_can_help() {
+    server_errors_say_whether_a_retry_can_help(DbKind::Postgres).await;
 }

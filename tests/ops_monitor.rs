@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::process::{Command, Output};
 
+use defer_worker::laravel::queue::QueueStats;
 use defer_worker::laravel::redis_config::RedisConfig;
-use defer_worker::laravel::redis_queue::{QueueStats, RedisQueue};
+use defer_worker::laravel::redis_queue::RedisQueue;
 use serde_json::Value as Json;
 
 use crate::support::{fixture, now_f64, DbKind, World};

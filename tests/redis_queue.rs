@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use defer_worker::laravel::redis_config::RedisConfig;
-use defer_worker::laravel::redis_queue::{Popped, RedisQueue};
+use defer_worker::laravel::redis_queue::{RedisJob, RedisQueue};
 use redis::AsyncCommands;
 use serde_json::Value as Json;
 
@@ -70,7 +70,7 @@ impl Ctx {
             .expect("ZSCORE")
     }
 
-    async fn pop_one(&self, queue: &str, retry_after: u64) -> Popped {
+    async fn pop_one(&self, queue: &str, retry_after: u64) -> RedisJob {
         let mut jobs = self.queue.pop(queue, retry_after, 1).await.expect("pop");
         assert_eq!(jobs.len(), 1, "expected exactly one job on {queue}");
         jobs.remove(0)

@@ -17,12 +17,12 @@
 //! This module only stores jobs. It must not decide what happens to a job nor parse payloads; the
 //! payload has no `id` or `attempts` on this driver (the row carries them).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use sqlx::Row;
 
 use super::database::{on_pool, Db, DbKind};
-use super::redis_queue::QueueStats;
+use super::queue::QueueStats;
+use super::sql_error;
+use crate::util::clock::unix_now;
 
 /// The table `php artisan queue:table` creates.
 pub const DEFAULT_TABLE: &str = "jobs";
@@ -42,7 +42,15 @@ pub enum DbQueueError {
 }
 
 impl DbQueueError {
-    /// True when the connection (not the statement) failed: back off and try again.
+    /// True when the same statement may succeed later: the connection or pool failed, or the server
+    /// answered a deadlock, a lock wait or statement timeout, a serialization failure, a shutdown
+    /// (see [`sql_error`]). False for a syntax error, a missing table, a value that does not decode.
+    pub fn is_retryable(&self) -> bool {
+        let DbQueueError::Database { source, .. } = self;
+        sql_error::is_transient(source)
+    }
+
+    /// True when the connection (not the statement) failed.
     pub fn is_connection(&self) -> bool {
         let DbQueueError::Database { source, .. } = self;
         matches!(
@@ -57,9 +65,10 @@ impl DbQueueError {
     }
 }
 
-/// A reserved row: what [`DatabaseQueue::pop`] returns.
+/// A reserved row, as Laravel's `DatabaseJobRecord`: what [`DatabaseQueue::pop`] returns. The worker
+/// sees it as a [`ReservedJob`](super::queue::ReservedJob).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Reserved {
+pub struct DatabaseJobRecord {
     pub id: i64,
     /// Attempts after this reservation (Laravel's `DatabaseJobRecord::increment`).
     pub attempts: i64,
@@ -145,7 +154,7 @@ impl DatabaseQueue {
         queue: &str,
         retry_after: u64,
         max: usize,
-    ) -> Result<Vec<Reserved>, DbQueueError> {
+    ) -> Result<Vec<DatabaseJobRecord>, DbQueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -153,7 +162,7 @@ impl DatabaseQueue {
             let now = unix_now();
             let expired = now - retry_after as i64;
             let sql = &self.sql;
-            let picked: Result<(usize, Vec<Reserved>), sqlx::Error> = on_pool!(&self.db, pool => {
+            let picked: Result<(usize, Vec<DatabaseJobRecord>), sqlx::Error> = on_pool!(&self.db, pool => {
                 async {
                     let mut tx = pool.begin_with(sql.begin).await?;
                     let rows = sqlx::query(&sql.select_next)
@@ -177,7 +186,7 @@ impl DatabaseQueue {
                             .await?
                             .rows_affected();
                         if updated == 1 {
-                            got.push(Reserved {
+                            got.push(DatabaseJobRecord {
                                 id,
                                 attempts: attempts + 1,
                                 payload: payload.into_bytes(),
@@ -471,17 +480,10 @@ fn has_skip_locked(kind: DbKind, version: &str) -> bool {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs() as i64
-}
-
-impl std::fmt::Debug for Reserved {
+impl std::fmt::Debug for DatabaseJobRecord {
     // Payloads may hold personal data; show sizes only.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reserved")
+        f.debug_struct("DatabaseJobRecord")
             .field("id", &self.id)
             .field("attempts", &self.attempts)
             .field("payload_len", &self.payload.len())

@@ -13,5 +13,8 @@ pub mod payload;
 pub mod queue;
 pub mod redis_config;
 pub mod redis_conn;
+pub mod redis_error;
+mod redis_notify;
 pub mod redis_queue;
 pub mod slug;
+pub mod sql_error;

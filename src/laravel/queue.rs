@@ -2,14 +2,20 @@
 //! or `database` (the `jobs` table, [`DatabaseQueue`]). The worker and the operator commands talk to
 //! this and never to a driver, so both drivers share the same rules, failed_jobs and commands.
 //!
-//! A reserved job is a [`Popped`]; settling it (delete, release, hand-off) takes the `Popped` back,
-//! because each driver identifies a reservation differently (the exact `:reserved` member on Redis,
-//! the row id on the database).
+//! A reserved job is a [`ReservedJob`]; settling it (delete, release, hand-off) takes it back, and its
+//! [`Reservation`] says how its driver identifies it: the exact `:reserved` member on Redis, the row id
+//! on the database. A reservation only ever reaches its own driver; one handed to the other is
+//! refused with [`DriverError::WrongDriver`].
+//!
+//! This module routes and converts; it must not retry (the worker decides that from
+//! [`DriverError::is_retryable`]), nor speak a store's protocol itself.
 
+use std::fmt;
 use std::time::Duration;
 
-use super::database_queue::{DatabaseQueue, DbQueueError};
-use super::redis_queue::{Popped, QueueError, QueueStats, RedisQueue};
+use super::database_queue::{DatabaseJobRecord, DatabaseQueue, DbQueueError};
+use super::redis_error::QueueError;
+use super::redis_queue::{RedisJob, RedisQueue};
 
 /// A driver's error, with whether to back off and retry.
 #[derive(Debug, thiserror::Error)]
@@ -18,15 +24,167 @@ pub enum DriverError {
     Redis(#[from] QueueError),
     #[error(transparent)]
     Database(#[from] DbQueueError),
+    /// A job reserved by one driver was handed to the other: a bug of ours, never retried.
+    #[error(
+        "a job reserved on the {reservation} queue driver cannot be settled on the {driver} one; \
+         it stays reserved and returns after retry_after"
+    )]
+    WrongDriver {
+        driver: &'static str,
+        reservation: &'static str,
+    },
 }
 
 impl DriverError {
-    /// True when the connection (not the request) failed: back off and try again.
+    /// True when the connection (not the request) failed.
     pub fn is_connection(&self) -> bool {
         match self {
             DriverError::Redis(e) => e.is_connection(),
             DriverError::Database(e) => e.is_connection(),
+            DriverError::WrongDriver { .. } => false,
         }
+    }
+
+    /// True when the same request may succeed later (the store was unreachable, busy, loading, failing
+    /// over, or lost a lock race): back off and try again. False when a retry cannot help (a script
+    /// error, a key of the wrong type, a missing table, a queue unusable on a cluster).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DriverError::Redis(e) => e.is_retryable(),
+            DriverError::Database(e) => e.is_retryable(),
+            DriverError::WrongDriver { .. } => false,
+        }
+    }
+}
+
+/// How the driver that reserved a job finds that reservation again.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// The exact member now in `:reserved`: the payload with `attempts` bumped, re-encoded by the
+    /// pop script, so it can never be rebuilt from the original. For an invalid payload it equals
+    /// the original.
+    Redis(Vec<u8>),
+    /// The `jobs.id` of the reserved row.
+    Database(i64),
+}
+
+impl Reservation {
+    /// The driver that made it: `redis` or `database`, as [`Queue::driver`].
+    pub fn driver(&self) -> &'static str {
+        match self {
+            Reservation::Redis(_) => "redis",
+            Reservation::Database(_) => "database",
+        }
+    }
+}
+
+impl fmt::Debug for Reservation {
+    // The Redis member is a payload and may hold personal data; show its size only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reservation::Redis(member) => f
+                .debug_struct("Redis")
+                .field("member_len", &member.len())
+                .finish(),
+            Reservation::Database(id) => f.debug_tuple("Database").field(id).finish(),
+        }
+    }
+}
+
+/// A job reserved by [`Queue::pop`], whatever the driver: what the worker runs and then settles.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReservedJob {
+    /// Queue name without prefix, e.g. `default`.
+    pub queue: String,
+    /// The payload exactly as it was in the queue (Laravel's `getRawBody`). Read job settings from
+    /// this, and write this to `failed_jobs.payload`.
+    pub original: Vec<u8>,
+    /// The driver's handle on the reservation; pass the job back to settle it.
+    pub reservation: Reservation,
+    /// `Some(reason)` when the payload could not be reserved as a job (not JSON, no numeric
+    /// `attempts`). It is still reserved, so nothing is lost: record it, then delete it.
+    pub invalid: Option<String>,
+    /// Attempts including this one, when the driver keeps them outside the payload (the database
+    /// driver's `jobs.attempts`); `None` on Redis, where the payload's `attempts` + 1 is the count.
+    pub attempts: Option<i64>,
+}
+
+impl fmt::Debug for ReservedJob {
+    // Payloads may hold personal data; show sizes only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReservedJob")
+            .field("queue", &self.queue)
+            .field("original_len", &self.original.len())
+            .field("reservation", &self.reservation)
+            .field("invalid", &self.invalid)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+impl From<RedisJob> for ReservedJob {
+    fn from(job: RedisJob) -> ReservedJob {
+        ReservedJob {
+            queue: job.queue,
+            original: job.original,
+            reservation: Reservation::Redis(job.reserved),
+            invalid: job.invalid,
+            attempts: None,
+        }
+    }
+}
+
+impl ReservedJob {
+    fn from_row(queue: &str, row: DatabaseJobRecord) -> ReservedJob {
+        ReservedJob {
+            queue: queue.to_owned(),
+            original: row.payload,
+            reservation: Reservation::Database(row.id),
+            invalid: None,
+            attempts: Some(row.attempts),
+        }
+    }
+}
+
+/// One queue at one instant, from [`Queue::stats`]: Laravel 12's `pendingSize`, `delayedSize`,
+/// `reservedSize` and `creationTimeOfOldestPendingJob` together.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Jobs ready to be popped (Redis: LLEN of the ready list).
+    pub ready: u64,
+    /// Jobs not yet due (Redis: ZCARD of `:delayed`, which may include due jobs not yet migrated).
+    pub delayed: u64,
+    /// Jobs reserved by a worker (Redis: ZCARD of `:reserved`).
+    pub reserved: u64,
+    /// The next payload to be popped, None when nothing is ready.
+    pub head: Option<Vec<u8>>,
+    /// When the next delayed job is due (unix seconds).
+    pub next_delayed_at: Option<i64>,
+    /// When the oldest reservation runs out (unix seconds).
+    pub first_reservation_expires_at: Option<i64>,
+}
+
+impl QueueStats {
+    /// Laravel's `size`: ready + delayed + reserved.
+    pub fn size(&self) -> u64 {
+        self.ready + self.delayed + self.reserved
+    }
+}
+
+impl fmt::Debug for QueueStats {
+    // The head payload may hold personal data; show its size only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueStats")
+            .field("ready", &self.ready)
+            .field("delayed", &self.delayed)
+            .field("reserved", &self.reserved)
+            .field("head_len", &self.head.as_ref().map(Vec::len))
+            .field("next_delayed_at", &self.next_delayed_at)
+            .field(
+                "first_reservation_expires_at",
+                &self.first_reservation_expires_at,
+            )
+            .finish()
     }
 }
 
@@ -39,12 +197,30 @@ pub enum Queue {
 
 type Result<T> = std::result::Result<T, DriverError>;
 
+/// A driver with its own handle on a job's reservation, so no driver ever sees another's.
+enum Held<'a> {
+    Redis(&'a RedisQueue, &'a [u8]),
+    Database(&'a DatabaseQueue, i64),
+}
+
 impl Queue {
     /// `redis` or `database`, as in `config/queue.php`.
     pub fn driver(&self) -> &'static str {
         match self {
             Queue::Redis(_) => "redis",
             Queue::Database(_) => "database",
+        }
+    }
+
+    /// This connection's driver with `job`'s reservation; an error when another driver reserved it.
+    fn held<'a>(&'a self, job: &'a ReservedJob) -> Result<Held<'a>> {
+        match (self, &job.reservation) {
+            (Queue::Redis(q), Reservation::Redis(member)) => Ok(Held::Redis(q, member)),
+            (Queue::Database(q), Reservation::Database(id)) => Ok(Held::Database(q, *id)),
+            (_, reservation) => Err(DriverError::WrongDriver {
+                driver: self.driver(),
+                reservation: reservation.driver(),
+            }),
         }
     }
 
@@ -58,39 +234,38 @@ impl Queue {
     }
 
     /// Reserves up to `max` jobs of `queue` (oldest first) for `retry_after` seconds.
-    pub async fn pop(&self, queue: &str, retry_after: u64, max: usize) -> Result<Vec<Popped>> {
+    pub async fn pop(&self, queue: &str, retry_after: u64, max: usize) -> Result<Vec<ReservedJob>> {
         match self {
-            Queue::Redis(q) => Ok(q.pop(queue, retry_after, max).await?),
+            Queue::Redis(q) => Ok(q
+                .pop(queue, retry_after, max)
+                .await?
+                .into_iter()
+                .map(ReservedJob::from)
+                .collect()),
             Queue::Database(q) => Ok(q
                 .pop(queue, retry_after, max)
                 .await?
                 .into_iter()
-                .map(|r| Popped {
-                    queue: queue.to_owned(),
-                    reserved: r.id.to_string().into_bytes(),
-                    original: r.payload,
-                    invalid: None,
-                    attempts: Some(r.attempts),
-                })
+                .map(|row| ReservedJob::from_row(queue, row))
                 .collect()),
         }
     }
 
     /// Deletes a finished or failed job. False when it was no longer reserved by us.
-    pub async fn delete_reserved(&self, job: &Popped) -> Result<bool> {
-        match self {
-            Queue::Redis(q) => Ok(q.delete_reserved(&job.queue, &job.reserved).await?),
-            Queue::Database(q) => Ok(q.delete_reserved(row_id(job)).await?),
+    pub async fn delete_reserved(&self, job: &ReservedJob) -> Result<bool> {
+        match self.held(job)? {
+            Held::Redis(q, member) => Ok(q.delete_reserved(&job.queue, member).await?),
+            Held::Database(q, id) => Ok(q.delete_reserved(id).await?),
         }
     }
 
     /// Puts a job back, due in `delay_secs`, keeping its attempts.
-    pub async fn release(&self, job: &Popped, delay_secs: u64) -> Result<bool> {
-        match self {
-            Queue::Redis(q) => Ok(q.release(&job.queue, &job.reserved, delay_secs).await?),
-            Queue::Database(q) => Ok(q
+    pub async fn release(&self, job: &ReservedJob, delay_secs: u64) -> Result<bool> {
+        match self.held(job)? {
+            Held::Redis(q, member) => Ok(q.release(&job.queue, member, delay_secs).await?),
+            Held::Database(q, id) => Ok(q
                 .replace(
-                    row_id(job),
+                    id,
                     &job.queue,
                     &job.original,
                     job.attempts.unwrap_or(0),
@@ -101,14 +276,14 @@ impl Queue {
     }
 
     /// Moves a job, unchanged and without consuming an attempt, to `to_queue` for other workers.
-    pub async fn handoff(&self, job: &Popped, to_queue: &str) -> Result<bool> {
-        match self {
-            Queue::Redis(q) => Ok(q
-                .handoff(&job.queue, &job.reserved, to_queue, &job.original)
+    pub async fn handoff(&self, job: &ReservedJob, to_queue: &str) -> Result<bool> {
+        match self.held(job)? {
+            Held::Redis(q, member) => Ok(q
+                .handoff(&job.queue, member, to_queue, &job.original)
                 .await?),
-            Queue::Database(q) => Ok(q
+            Held::Database(q, id) => Ok(q
                 .replace(
-                    row_id(job),
+                    id,
                     to_queue,
                     &job.original,
                     (job.attempts.unwrap_or(1) - 1).max(0),
@@ -121,17 +296,13 @@ impl Queue {
     /// Keeps a job reserved until `until` (UNIX seconds).
     pub async fn extend_reservation(
         &self,
-        job: &Popped,
+        job: &ReservedJob,
         until: i64,
         retry_after: u64,
     ) -> Result<bool> {
-        match self {
-            Queue::Redis(q) => Ok(q
-                .extend_reservation(&job.queue, &job.reserved, until)
-                .await?),
-            Queue::Database(q) => Ok(q
-                .extend_reservation(row_id(job), until, retry_after)
-                .await?),
+        match self.held(job)? {
+            Held::Redis(q, member) => Ok(q.extend_reservation(&job.queue, member, until).await?),
+            Held::Database(q, id) => Ok(q.extend_reservation(id, until, retry_after).await?),
         }
     }
 
@@ -201,10 +372,79 @@ impl Queue {
     }
 }
 
-/// The row id a database reservation carries in [`Popped::reserved`].
-fn row_id(job: &Popped) -> i64 {
-    std::str::from_utf8(&job.reserved)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(-1)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(reservation: Reservation) -> ReservedJob {
+        ReservedJob {
+            queue: "q".into(),
+            original: b"{\"phone\":\"+22500000000\"}".to_vec(),
+            reservation,
+            invalid: None,
+            attempts: None,
+        }
+    }
+
+    #[test]
+    fn debug_hides_payloads() {
+        let redis = job(Reservation::Redis(b"{\"phone\":\"+22500000000\"}".to_vec()));
+        let shown = format!("{redis:?}");
+        assert!(!shown.contains("2250"), "{shown}");
+        assert!(shown.contains("member_len: 24"), "{shown}");
+        assert!(format!("{:?}", job(Reservation::Database(42))).contains("Database(42)"));
+        let stats = QueueStats {
+            head: Some(b"{\"phone\":\"+22500000000\"}".to_vec()),
+            ..QueueStats::default()
+        };
+        assert!(!format!("{stats:?}").contains("2250"));
+    }
+
+    #[test]
+    fn a_wrong_driver_error_is_never_retried() {
+        let err = DriverError::WrongDriver {
+            driver: "redis",
+            reservation: "database",
+        };
+        assert!(!err.is_connection());
+        assert!(err
+            .to_string()
+            .contains("reserved on the database queue driver"));
+    }
+
+    #[tokio::test]
+    async fn a_reservation_never_reaches_the_other_driver() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        let db = crate::laravel::database::Db::Sqlite(pool);
+        let queue = Queue::Database(DatabaseQueue::new(db, "jobs", 90).await.expect("queue"));
+        // No `jobs` table: had the call reached the database, it would fail with a SQL error.
+        let redis_job = job(Reservation::Redis(b"{}".to_vec()));
+        for result in [
+            queue.delete_reserved(&redis_job).await,
+            queue.release(&redis_job, 5).await,
+            queue.handoff(&redis_job, "other").await,
+            queue.extend_reservation(&redis_job, 0, 90).await,
+        ] {
+            let err = result.expect_err("refused");
+            assert!(
+                matches!(
+                    err,
+                    DriverError::WrongDriver {
+                        driver: "database",
+                        reservation: "redis"
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reservations_name_their_driver() {
+        assert_eq!(Reservation::Redis(Vec::new()).driver(), "redis");
+        assert_eq!(Reservation::Database(1).driver(), "database");
+    }
 }

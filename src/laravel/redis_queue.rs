@@ -18,160 +18,49 @@
 //! and needs both in one tag. BLPOP over queues in several slots waits on each slot at once.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use redis::{RedisError, Script, Value};
+use redis::{Script, Value};
 
+use super::queue::QueueStats;
 use super::redis_config::{hash_tag, RedisConfig};
 use super::redis_conn::RedisConn;
+use super::redis_error::QueueError;
+use super::redis_notify::NotifyWaiter;
+use crate::util::clock::unix_now;
+
 /// Bound on one non-blocking command or script; guards against a hung server.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Extra time granted to a BLPOP beyond its own timeout before the connection is presumed dead.
-const BLOCK_GRACE: Duration = Duration::from_secs(5);
 /// Longest single BLPOP; longer waits return None early and the caller simply blocks again.
 const MAX_BLOCK: Duration = Duration::from_secs(24 * 60 * 60);
-/// Idle blocking connections kept for reuse.
-const MAX_IDLE_BLOCKING: usize = 8;
 
-/// A job taken from the ready list by [`RedisQueue::pop`].
+/// A job taken from the ready list by [`RedisQueue::pop`], as Laravel's `RedisJob` holds it: the
+/// original payload and the reserved copy. The worker sees it as a [`ReservedJob`](super::queue::ReservedJob).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Popped {
+pub struct RedisJob {
     /// Queue name without prefix, e.g. `default`.
     pub queue: String,
-    /// The payload exactly as it was in the ready list (Laravel's `getRawBody`). Read job settings
-    /// from this, and write this to `failed_jobs.payload`.
+    /// The payload exactly as it was in the ready list (Laravel's `getRawBody`).
     pub original: Vec<u8>,
-    /// The driver's handle on the reservation: on Redis the member now in `:reserved` (pass these
-    /// exact bytes to delete/release/handoff; for an invalid payload it equals `original`); on the
-    /// database driver the `jobs.id`, in decimal.
+    /// The member now in `:reserved`: pass these exact bytes to delete/release/handoff. For an
+    /// invalid payload it equals `original`.
     pub reserved: Vec<u8>,
     /// `Some(reason)` when the payload could not be reserved as a job (not JSON, no numeric
     /// `attempts`). It is still in `:reserved`, so nothing is lost: record it, then delete it.
     pub invalid: Option<String>,
-    /// Attempts including this one, when the driver keeps them outside the payload (the database
-    /// driver's `jobs.attempts`); `None` on Redis, where the payload's `attempts` + 1 is the count.
-    pub attempts: Option<i64>,
 }
 
-impl fmt::Debug for Popped {
+impl fmt::Debug for RedisJob {
     // Payloads may hold personal data; show sizes only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Popped")
+        f.debug_struct("RedisJob")
             .field("queue", &self.queue)
             .field("original_len", &self.original.len())
             .field("reserved_len", &self.reserved.len())
             .field("invalid", &self.invalid)
             .finish()
     }
-}
-
-/// What went wrong talking to Redis. [`QueueError::is_connection`] tells the caller whether to
-/// back off and retry (the connection) or to treat it as a bug or misconfiguration.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// The first connection could not be established.
-    #[error("cannot connect to Redis at {endpoint}: {source}")]
-    Connect {
-        endpoint: String,
-        #[source]
-        source: RedisError,
-    },
-    /// The connection failed or timed out during an operation; retrying later may succeed.
-    #[error("Redis connection failed during {op} on {key}: {source}")]
-    Connection {
-        op: &'static str,
-        key: String,
-        #[source]
-        source: RedisError,
-    },
-    /// A Lua script was rejected or raised an error (e.g. a key of the wrong type).
-    #[error("Redis script {script}.lua failed on {key}: {source}")]
-    Script {
-        script: &'static str,
-        key: String,
-        #[source]
-        source: RedisError,
-    },
-    /// A plain command was rejected (e.g. WRONGTYPE).
-    #[error("Redis {op} on {key} failed: {source}")]
-    Command {
-        op: &'static str,
-        key: String,
-        #[source]
-        source: RedisError,
-    },
-    /// On Redis Cluster, a queue whose keys would not share one slot.
-    #[error(
-        "queue {queue:?} cannot be used on Redis Cluster: its key {key} has no {{hash tag}}, so \
-         its ready list, :delayed, :reserved and :notify may live on different nodes and the \
-         queue's scripts would fail with CROSSSLOT; name the queue with a hash tag, e.g. \
-         \"{{{queue}}}\", in the app (onQueue / REDIS_QUEUE) and in work --queue"
-    )]
-    NoHashTag { queue: String, key: String },
-    /// On Redis Cluster, an operation over two queues whose keys are in different slots.
-    #[error(
-        "queues {from:?} and {to:?} have different hash tags, so on Redis Cluster they may live \
-         on different nodes and cannot be changed in one script; give them the same {{tag}}"
-    )]
-    CrossSlot { from: String, to: String },
-    /// Redis answered something the protocol does not allow.
-    #[error("unexpected Redis reply to {op} on {key}: {detail}")]
-    Reply {
-        op: &'static str,
-        key: String,
-        detail: String,
-    },
-}
-
-impl QueueError {
-    /// True when the connection (not the request) failed: back off and try again.
-    pub fn is_connection(&self) -> bool {
-        matches!(
-            self,
-            QueueError::Connect { .. } | QueueError::Connection { .. }
-        )
-    }
-
-    fn script(script: &'static str, key: &str, source: RedisError) -> QueueError {
-        if is_connection_error(&source) {
-            QueueError::Connection {
-                op: script,
-                key: key.to_owned(),
-                source,
-            }
-        } else {
-            QueueError::Script {
-                script,
-                key: key.to_owned(),
-                source,
-            }
-        }
-    }
-
-    fn command(op: &'static str, key: &str, source: RedisError) -> QueueError {
-        if is_connection_error(&source) {
-            QueueError::Connection {
-                op,
-                key: key.to_owned(),
-                source,
-            }
-        } else {
-            QueueError::Command {
-                op,
-                key: key.to_owned(),
-                source,
-            }
-        }
-    }
-}
-
-fn is_connection_error(err: &RedisError) -> bool {
-    err.is_io_error()
-        || err.is_timeout()
-        || err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || err.is_unrecoverable_error()
 }
 
 struct Scripts {
@@ -207,8 +96,8 @@ pub struct RedisQueue {
     prefix: Arc<str>,
     endpoint: Arc<str>,
     scripts: Arc<Scripts>,
-    /// Idle connections for BLPOP, which would stall every other command on a shared one.
-    blocking: Arc<Mutex<Vec<RedisConn>>>,
+    /// Connections of their own for BLPOP, which would stall every other command on a shared one.
+    notify: NotifyWaiter,
 }
 
 impl fmt::Debug for RedisQueue {
@@ -218,13 +107,6 @@ impl fmt::Debug for RedisQueue {
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
-}
-
-/// Unix seconds from the local clock, as Laravel's `Carbon::now()->getTimestamp()`.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn secs_from_now(secs: u64) -> i64 {
@@ -242,13 +124,14 @@ impl RedisQueue {
         let conn = RedisConn::open(cfg, RESPONSE_TIMEOUT)
             .await
             .map_err(connect_err)?;
+        let cfg = Arc::new(cfg.clone());
         Ok(RedisQueue {
             conn,
-            cfg: Arc::new(cfg.clone()),
             prefix: Arc::from(cfg.prefix.as_str()),
             endpoint: Arc::from(endpoint.as_str()),
             scripts: Arc::new(Scripts::load()),
-            blocking: Arc::new(Mutex::new(Vec::new())),
+            notify: NotifyWaiter::new(Arc::clone(&cfg)),
+            cfg,
         })
     }
 
@@ -289,14 +172,14 @@ impl RedisQueue {
     /// `attempts` in each reserved copy and consuming one notify token per job. FIFO order.
     ///
     /// Unlike Laravel's `pop`, this does not migrate due jobs first: call [`RedisQueue::migrate`]
-    /// before it. Invalid payloads come back with [`Popped::invalid`] set (see `lua/pop.lua`).
+    /// before it. Invalid payloads come back with [`RedisJob::invalid`] set (see `lua/pop.lua`).
     /// `max == 0` returns nothing without touching Redis.
     pub async fn pop(
         &self,
         queue: &str,
         retry_after: u64,
         max: usize,
-    ) -> Result<Vec<Popped>, QueueError> {
+    ) -> Result<Vec<RedisJob>, QueueError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -330,12 +213,11 @@ impl RedisQueue {
             let (Some(original), Some(reserved)) = (original, reserved) else {
                 return Err(bad("a job without payload".to_owned()));
             };
-            jobs.push(Popped {
+            jobs.push(RedisJob {
                 queue: queue.to_owned(),
                 original,
                 reserved,
                 invalid: reason.map(|r| String::from_utf8_lossy(&r).into_owned()),
-                attempts: None,
             });
         }
         Ok(jobs)
@@ -570,126 +452,7 @@ impl RedisQueue {
         for q in queues {
             keys.push((q.clone(), format!("{}:notify", self.queue_key(q)?)));
         }
-        if !self.is_cluster() {
-            return self.blpop(&keys, timeout).await;
-        }
-        let mut groups: Vec<Vec<(String, String)>> = Vec::new();
-        for (queue, key) in keys {
-            let tag = hash_tag(&key).map(str::to_owned);
-            match groups
-                .iter_mut()
-                .find(|g| g.first().and_then(|(_, k)| hash_tag(k)) == tag.as_deref())
-            {
-                Some(group) => group.push((queue, key)),
-                None => groups.push(vec![(queue, key)]),
-            }
-        }
-        if groups.len() == 1 {
-            return self.blpop(&groups[0], timeout).await;
-        }
-        let waits = groups
-            .iter()
-            .map(|group| Box::pin(self.blpop(group, timeout)));
-        // The first group to return a token (or an error) decides; a timeout of one group is
-        // the timeout of all, since they all wait equally long.
-        let (first, _, rest) = futures::future::select_all(waits).await;
-        match first {
-            Ok(Some(queue)) => Ok(Some(queue)),
-            Err(e) => Err(e),
-            Ok(None) => {
-                for result in futures::future::join_all(rest).await {
-                    if let Some(queue) = result? {
-                        return Ok(Some(queue));
-                    }
-                }
-                Ok(None)
-            }
-        }
-    }
-
-    /// One BLPOP over `keys` (queue, notify key), all in one slot on a cluster.
-    async fn blpop(
-        &self,
-        keys: &[(String, String)],
-        timeout: Duration,
-    ) -> Result<Option<String>, QueueError> {
-        let first_key = keys.first().map(|(_, k)| k.clone()).unwrap_or_default();
-        let secs = timeout.as_secs_f64();
-
-        let mut conn = self.blocking_connection(&first_key).await?;
-        let mut cmd = redis::cmd("BLPOP");
-        for (_, key) in keys {
-            cmd.arg(key);
-        }
-        cmd.arg(format!("{secs:.3}"));
-        let reply = tokio::time::timeout(
-            timeout + BLOCK_GRACE,
-            cmd.query_async::<Option<(Vec<u8>, Vec<u8>)>>(&mut conn),
-        )
-        .await;
-        let reply = match reply {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return Err(QueueError::command("BLPOP", &first_key, e)),
-            Err(_elapsed) => {
-                let source = RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "BLPOP did not return within its timeout",
-                ));
-                return Err(QueueError::Connection {
-                    op: "BLPOP",
-                    key: first_key,
-                    source,
-                });
-            }
-        };
-        self.return_blocking_connection(conn);
-
-        let Some((signalled, _token)) = reply else {
-            return Ok(None);
-        };
-        match keys
-            .iter()
-            .find(|(_, k)| k.as_bytes() == signalled.as_slice())
-        {
-            Some((queue, _)) => Ok(Some(queue.clone())),
-            None => Err(QueueError::Reply {
-                op: "BLPOP",
-                key: first_key,
-                detail: format!(
-                    "returned key {:?} that was not asked for",
-                    String::from_utf8_lossy(&signalled)
-                ),
-            }),
-        }
-    }
-
-    async fn blocking_connection(&self, key: &str) -> Result<RedisConn, QueueError> {
-        let idle = self
-            .blocking
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
-        if let Some(conn) = idle {
-            return Ok(conn);
-        }
-        // No response timeout here: BLPOP legitimately waits; the caller bounds it instead.
-        RedisConn::open_blocking(&self.cfg)
-            .await
-            .map_err(|e| QueueError::Connection {
-                op: "BLPOP connect",
-                key: key.to_owned(),
-                source: e,
-            })
-    }
-
-    fn return_blocking_connection(&self, conn: RedisConn) {
-        let mut idle = self
-            .blocking
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if idle.len() < MAX_IDLE_BLOCKING {
-            idle.push(conn);
-        }
+        self.notify.wait(keys, timeout).await
     }
 
     /// Ready, delayed and reserved counts of `queue` with the head of each, read in one MULTI so
@@ -751,47 +514,6 @@ impl RedisQueue {
     }
 }
 
-/// One queue at one instant, from [`RedisQueue::stats`].
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct QueueStats {
-    /// LLEN of the ready list.
-    pub ready: u64,
-    /// ZCARD of `:delayed`.
-    pub delayed: u64,
-    /// ZCARD of `:reserved`.
-    pub reserved: u64,
-    /// The next payload to be popped (LINDEX 0), None when the list is empty.
-    pub head: Option<Vec<u8>>,
-    /// The lowest `:delayed` score: when the next delayed job is due (unix seconds).
-    pub next_delayed_at: Option<i64>,
-    /// The lowest `:reserved` score: when the oldest reservation runs out (unix seconds).
-    pub first_reservation_expires_at: Option<i64>,
-}
-
-impl QueueStats {
-    /// Laravel's `size`: ready + delayed + reserved.
-    pub fn size(&self) -> u64 {
-        self.ready + self.delayed + self.reserved
-    }
-}
-
-impl fmt::Debug for QueueStats {
-    // The head payload may hold personal data; show its size only.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueueStats")
-            .field("ready", &self.ready)
-            .field("delayed", &self.delayed)
-            .field("reserved", &self.reserved)
-            .field("head_len", &self.head.as_ref().map(Vec::len))
-            .field("next_delayed_at", &self.next_delayed_at)
-            .field(
-                "first_reservation_expires_at",
-                &self.first_reservation_expires_at,
-            )
-            .finish()
-    }
-}
-
 /// The bytes of a bulk/simple string reply; None for nil or false.
 fn bytes(value: &Value) -> Option<Vec<u8>> {
     match value {
@@ -823,13 +545,12 @@ mod tests {
     }
 
     #[test]
-    fn popped_debug_hides_payload() {
-        let p = Popped {
+    fn job_debug_hides_payload() {
+        let p = RedisJob {
             queue: "q".into(),
             original: b"{\"phone\":\"+22500000000\"}".to_vec(),
             reserved: b"x".to_vec(),
             invalid: None,
-            attempts: None,
         };
         assert!(!format!("{p:?}").contains("2250"));
     }

@@ -16,7 +16,7 @@ use serde_json::{json, Value as Json};
 use super::connect;
 use super::failed::table;
 use crate::config::Settings;
-use crate::laravel::redis_queue::QueueStats;
+use crate::laravel::queue::QueueStats;
 
 const EXAMPLES: &str = "\
 Examples:

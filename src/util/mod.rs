@@ -1,3 +1,7 @@
-//! Small helpers with one home each, below every other module: they import nothing of ours.
+//! Helpers with one home each, at the bottom of the layers: nothing here imports a module of ours.
+//!
+//! - [`clock`]: the wall clock in UNIX seconds, as Laravel reads it.
+//! - [`url`]: connection URLs split, percent-coded and masked.
 
+pub mod clock;
 pub mod url;

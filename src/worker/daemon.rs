@@ -4,6 +4,9 @@
 //! Only the wait for the next job is cancelled by a signal; running jobs finish under their own timeout,
 //! tracked by a `TaskTracker`, within the drain deadline. Correctness never relies on the drain: a job
 //! still reserved when the process dies returns after `retry_after`.
+//!
+//! It must not decide or settle a job itself ([`super::job`], [`super::settle`]), nor stop on a store
+//! error: it logs it, backs off (at once to the longest wait when a retry cannot help) and keeps looping.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +19,11 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::laravel::cache_store::CacheStore;
-use crate::laravel::queue::Queue;
-use crate::laravel::redis_queue::Popped;
+use crate::laravel::queue::{DriverError, Queue, ReservedJob};
 use crate::metrics::Metrics;
+use crate::util::clock::unix_now;
 
-use super::job::{now_unix, Decider, JobInfo, Outcome};
+use super::job::{Decider, JobInfo, Outcome};
 use super::settle::{Settled, Settler};
 
 /// How often due `:delayed` and expired `:reserved` jobs are moved back while the worker is busy.
@@ -34,6 +37,10 @@ const MIGRATE_LIMIT: i64 = 1000;
 const RESTART_CHECK: Duration = Duration::from_millis(400);
 /// Most jobs reserved in one round trip when several slots are free.
 const POP_BATCH: usize = 32;
+/// First and longest wait after the queue failed to migrate or pop; an error a retry cannot fix
+/// waits the longest at once.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Counters of one run, printed at exit.
 #[derive(Debug, Default)]
@@ -104,7 +111,7 @@ impl Worker {
         let summary = Arc::new(Summary::default());
         let started = Instant::now();
         let mut last_migrate: HashMap<String, Instant> = HashMap::new();
-        let mut redis_backoff = Duration::from_millis(100);
+        let mut backoff = BACKOFF_MIN;
 
         for w in opts.warnings() {
             tracing::warn!("{w}");
@@ -147,27 +154,29 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            let popped = match self
+            let mut taken = self
                 .next_jobs(&mut last_migrate, false, permits.len())
-                .await
-            {
+                .await;
+            if taken.jobs.is_empty() && taken.error.is_none() {
                 // Nothing ready: migrate now (not on the timer) and look once more before idling.
-                Ok(jobs) if jobs.is_empty() => self
-                    .next_jobs(&mut last_migrate, true, permits.len())
-                    .await
-                    .unwrap_or_default(),
-                Ok(jobs) => jobs,
-                Err(()) => {
+                taken = self.next_jobs(&mut last_migrate, true, permits.len()).await;
+            }
+            let Taken {
+                jobs: popped,
+                error,
+            } = taken;
+            if let Some(error) = error {
+                error.log();
+                if popped.is_empty() {
                     drop(permits);
                     tokio::select! {
-                        _ = tokio::time::sleep(redis_backoff) => {}
+                        _ = tokio::time::sleep(error.backoff(&mut backoff)) => {}
                         _ = self.shutdown.cancelled() => break StopReason::Signal,
                     }
-                    redis_backoff = (redis_backoff * 2).min(Duration::from_secs(10));
                     continue;
                 }
-            };
-            redis_backoff = Duration::from_millis(100);
+            }
+            backoff = BACKOFF_MIN;
             if popped.is_empty() {
                 drop(permits);
                 let in_flight = opts.concurrency.max(1) - slots.available_permits();
@@ -207,21 +216,29 @@ impl Worker {
     }
 
     /// Pops up to `max` jobs in priority order (the rest of a batch from the next queues), migrating
-    /// due jobs first when it is time (or `force`).
+    /// due jobs first when it is time (or `force`). A failure ends the round: the jobs taken before it
+    /// are returned with it.
     async fn next_jobs(
         &self,
         last: &mut HashMap<String, Instant>,
         force: bool,
         max: usize,
-    ) -> Result<Vec<Popped>, ()> {
+    ) -> Taken {
         let opts = &self.decider.options;
         let mut jobs = Vec::new();
+        let failed = |jobs, op, queue: &String, source| Taken {
+            jobs,
+            error: Some(TakeError {
+                op,
+                queue: queue.clone(),
+                source,
+            }),
+        };
         for q in &opts.queues {
             let due = force || last.get(q).is_none_or(|t| t.elapsed() >= MIGRATE_EVERY);
             if due {
                 if let Err(err) = self.queue.migrate(q, MIGRATE_LIMIT).await {
-                    tracing::error!(error = %err, queue = %q, "queue unreachable while migrating; retrying");
-                    return if jobs.is_empty() { Err(()) } else { Ok(jobs) };
+                    return failed(jobs, "migrating", q, err);
                 }
                 last.insert(q.clone(), Instant::now());
             }
@@ -231,16 +248,13 @@ impl Worker {
                 .await
             {
                 Ok(mut got) => jobs.append(&mut got),
-                Err(err) => {
-                    tracing::error!(error = %err, queue = %q, "queue unreachable while popping; retrying");
-                    return if jobs.is_empty() { Err(()) } else { Ok(jobs) };
-                }
+                Err(err) => return failed(jobs, "popping", q, err),
             }
             if jobs.len() >= max {
                 break;
             }
         }
-        Ok(jobs)
+        Taken { jobs, error: None }
     }
 
     /// Waits for a notify token, a finished job, the next due delayed job, or `--sleep`, whichever first.
@@ -255,7 +269,7 @@ impl Worker {
         let opts = &self.decider.options;
         // Delayed jobs arrive without a notify token (a plain ZADD), so look again at least every second.
         let mut wait = opts.sleep.clamp(Duration::from_millis(50), IDLE_CHECK);
-        let now = now_unix();
+        let now = unix_now();
         for q in queues {
             if let Ok(Some(due)) = self.queue.next_due(q, opts.retry_after_for(q)).await {
                 let secs = (due - now).max(0) as u64;
@@ -293,7 +307,7 @@ impl Worker {
     fn spawn_job(
         &self,
         tracker: &TaskTracker,
-        popped: Popped,
+        popped: ReservedJob,
         permit: tokio::sync::OwnedSemaphorePermit,
         summary: &Arc<Summary>,
         finished: &Arc<Notify>,
@@ -327,6 +341,42 @@ impl Worker {
             }
             .instrument(span),
         );
+    }
+}
+
+/// What one round of [`Worker::next_jobs`] reserved, and the failure that cut it short, if any.
+struct Taken {
+    jobs: Vec<ReservedJob>,
+    error: Option<TakeError>,
+}
+
+/// A queue operation of the loop that failed.
+struct TakeError {
+    /// `migrating` or `popping`.
+    op: &'static str,
+    queue: String,
+    source: DriverError,
+}
+
+impl TakeError {
+    /// How long to wait before the next round, given the current `backoff`: doubling from
+    /// [`BACKOFF_MIN`] while the errors are retryable, [`BACKOFF_MAX`] at once when a retry cannot help.
+    fn backoff(&self, backoff: &mut Duration) -> Duration {
+        if !self.source.is_retryable() {
+            return BACKOFF_MAX;
+        }
+        let wait = *backoff;
+        *backoff = (wait * 2).min(BACKOFF_MAX);
+        wait
+    }
+
+    fn log(&self) {
+        let (op, queue, error) = (self.op, self.queue.as_str(), &self.source);
+        if error.is_retryable() {
+            tracing::error!(error = %error, queue, "queue unreachable while {op}; retrying");
+        } else {
+            tracing::error!(error = %error, queue, retry_in_s = BACKOFF_MAX.as_secs(), "queue operation failed while {op} and a retry cannot help until the queue is fixed");
+        }
     }
 }
 
@@ -399,5 +449,50 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
         (Outcome::Handoff { to, reason }, _) => {
             tracing::info!(outcome = "handed_off", uuid, name, action, attempt, ms, to = %to, reason, "job handed off")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::laravel::redis_error::QueueError;
+
+    fn failed(source: redis::RedisError) -> TakeError {
+        TakeError {
+            op: "popping",
+            queue: "default".into(),
+            source: DriverError::Redis(QueueError::Command {
+                op: "EVALSHA",
+                key: "queues:default".into(),
+                source,
+            }),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_while_retryable_and_is_longest_at_once_otherwise() {
+        let loading = failed(redis::RedisError::from((
+            redis::ErrorKind::BusyLoadingError,
+            "loading",
+        )));
+        let mut backoff = BACKOFF_MIN;
+        let waits: Vec<u128> = (0..9)
+            .map(|_| loading.backoff(&mut backoff).as_millis())
+            .collect();
+        assert_eq!(
+            waits,
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+
+        let wrong_type = failed(redis::RedisError::from((
+            redis::ErrorKind::TypeError,
+            "WRONGTYPE",
+        )));
+        let mut backoff = BACKOFF_MIN;
+        assert_eq!(wrong_type.backoff(&mut backoff), BACKOFF_MAX);
+        assert_eq!(
+            backoff, BACKOFF_MIN,
+            "the retryable backoff is left as it was"
+        );
     }
 }

@@ -11,8 +11,8 @@
 //! (`--timeout 0`) the wait is bounded by half the queue's `retry_after`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
 use crate::actions::{ActionError, Actions, Handler, JobMeta};
@@ -20,8 +20,9 @@ use crate::deferred::{classify, DeferredJob, JobClass};
 use crate::laravel::encrypter::Encrypter;
 use crate::laravel::exception::PhpException;
 use crate::laravel::payload::Payload;
-use crate::laravel::redis_queue::Popped;
+use crate::laravel::queue::ReservedJob;
 use crate::php;
+use crate::util::clock::unix_now;
 
 use super::options::WorkerOptions;
 use super::permits::ActionPermits;
@@ -60,16 +61,9 @@ pub struct Decider {
     pub permits: ActionPermits,
 }
 
-pub fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl Decider {
     /// Decides what to do with one popped job, running its action when it is ours.
-    pub async fn decide(&self, popped: &Popped, info: &mut JobInfo) -> Outcome {
+    pub async fn decide(&self, popped: &ReservedJob, info: &mut JobInfo) -> Outcome {
         let size = popped.original.len();
         if size > self.options.max_payload_bytes {
             return invalid(format!(
@@ -107,7 +101,7 @@ impl Decider {
             retry_until: env.retry_until,
             fail_on_timeout: env.fail_on_timeout.unwrap_or(false),
         };
-        if !rules::may_run(&limits, attempt, now_unix()) {
+        if !rules::may_run(&limits, attempt, unix_now()) {
             return Outcome::Fail {
                 exception: PhpException::max_attempts_exceeded(payload.display_name()),
             };
@@ -178,7 +172,7 @@ impl Decider {
                 exception: PhpException::action_failed(message),
             },
             RunResult::Err(ActionError::Retry { message, after }) => {
-                if rules::out_of_attempts(&limits, attempt, now_unix()) {
+                if rules::out_of_attempts(&limits, attempt, unix_now()) {
                     Outcome::Fail {
                         exception: PhpException::action_failed(message),
                     }
@@ -191,7 +185,7 @@ impl Decider {
                 }
             }
             RunResult::TimedOut => {
-                if rules::fail_after_timeout(&limits, attempt, now_unix()) {
+                if rules::fail_after_timeout(&limits, attempt, unix_now()) {
                     Outcome::Fail {
                         exception: PhpException::timed_out(payload.display_name()),
                     }
@@ -208,7 +202,7 @@ impl Decider {
         }
     }
 
-    fn handoff(&self, popped: &Popped, reason: &'static str) -> Outcome {
+    fn handoff(&self, popped: &ReservedJob, reason: &'static str) -> Outcome {
         Outcome::Handoff {
             to: self.options.handoff_queue_for(&popped.queue),
             reason,
@@ -288,6 +282,7 @@ fn invalid(reason: String) -> Outcome {
 mod tests {
     use super::*;
     use crate::actions::{ActionKind, Deps, Plan};
+    use crate::laravel::queue::Reservation;
     use std::collections::BTreeMap;
 
     /// A decider running `whatsapp_notification` as `log` (taking `sleep_ms`), limited to one at a time.
@@ -318,15 +313,15 @@ mod tests {
         }
     }
 
-    fn popped() -> Popped {
+    fn popped() -> ReservedJob {
         let original = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("fixtures/payloads/whatsapp.json"),
         )
         .unwrap();
-        Popped {
+        ReservedJob {
             queue: "whatsapp".into(),
-            reserved: original.clone(),
+            reservation: Reservation::Redis(original.clone()),
             original,
             invalid: None,
             attempts: None,
