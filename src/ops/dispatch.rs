@@ -80,7 +80,7 @@ pub async fn run(args: &DispatchArgs, settings: &Settings) -> anyhow::Result<Exi
             .await
             .with_context(|| format!("cannot push to {}", queue.key(&args.queue)))?;
     } else {
-        let now = chrono::Utc::now().timestamp();
+        let now = crate::util::clock::unix_now();
         let due = now.saturating_add(i64::try_from(args.delay).unwrap_or(i64::MAX));
         queue
             .later_raw(&args.queue, &payload.bytes, due)

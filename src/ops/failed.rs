@@ -465,7 +465,7 @@ async fn retry(
             ExitCode::FAILURE
         });
     }
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::util::clock::unix_now();
     let mut queues: HashMap<String, (String, Queue)> = HashMap::new();
     for row in &rows {
         let job = &row.job;

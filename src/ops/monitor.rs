@@ -103,7 +103,7 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
     let default = connect::connection(settings, None)?;
     let list = args.queues.clone().unwrap_or_else(|| default.queue.clone());
     let queues = parse_queues(settings, &list, &default.name)?;
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::util::clock::unix_now();
     let mut lines = Vec::with_capacity(queues.len());
     let mut open: std::collections::HashMap<String, (String, crate::laravel::queue::Queue)> =
         std::collections::HashMap::new();

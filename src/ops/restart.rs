@@ -55,7 +55,7 @@ pub async fn run(args: &RestartArgs, settings: &Settings) -> anyhow::Result<Exit
         .ok_or_else(|| CacheStoreError::NotShared {
             driver: "array".to_owned(),
         })?;
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::util::clock::unix_now();
     store.signal_restart(now).await.with_context(|| {
         format!(
             "cannot write the restart signal to the {}",

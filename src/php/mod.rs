@@ -25,4 +25,4 @@ pub use json_encode::{json_encode, string as json_string, Unicode};
 pub use parse::{unserialize, unserialize_with, Limits, ParseError, ParseErrorKind};
 pub use resolve::{has_refs, resolve};
 pub use value::{Key, Object, Prop, Value, Visibility};
-pub use write::{format_float, serialize};
+pub use write::{format_float, format_float_with_precision, serialize};

@@ -94,19 +94,47 @@ fn write_class_header(out: &mut Vec<u8>, tag: u8, class: &str) {
 /// 17 (`1.0E+17`, `1.5E-7`, a lone digit gets `.0`), plain otherwise with no trailing `.0`
 /// (`1`, `0.1`, `1000000000000000`). Rust's `{:e}` yields the same shortest digits.
 pub fn format_float(f: f64) -> String {
+    match special(f) {
+        Some(text) => text,
+        None => {
+            let (digits, exp) = shortest_digits(f.abs());
+            gcvt(f.is_sign_negative(), &digits, exp, 17)
+        }
+    }
+}
+
+/// PHP's `(string)$float` (and `echo`, string interpolation) under the `precision` ini setting
+/// (`precision` significant digits, 14 by default: `0.1 + 0.2` → `0.3`, `1e25` → `1.0E+25`), laid out
+/// by the same `php_gcvt` as [`format_float`].
+pub fn format_float_with_precision(f: f64, precision: usize) -> String {
+    match special(f) {
+        Some(text) => text,
+        None => {
+            let (digits, exp) = split_sci(&format!("{:.*e}", precision.max(1) - 1, f.abs()));
+            let digits = digits.trim_end_matches('0');
+            let digits = if digits.is_empty() { "0" } else { digits };
+            gcvt(f.is_sign_negative(), digits, exp, precision as i32)
+        }
+    }
+}
+
+/// NaN, the infinities and zero (signed), which PHP writes without `php_gcvt`.
+fn special(f: f64) -> Option<String> {
     if f.is_nan() {
-        return "NAN".into();
+        return Some("NAN".into());
     }
     if f.is_infinite() {
-        return if f > 0.0 { "INF" } else { "-INF" }.into();
+        return Some(if f > 0.0 { "INF" } else { "-INF" }.into());
     }
-    let sign = if f.is_sign_negative() { "-" } else { "" };
-    if f == 0.0 {
-        return format!("{sign}0");
-    }
-    let (digits, exp) = shortest_digits(f.abs());
-    let mut out = String::from(sign);
-    if !(-4..17).contains(&exp) {
+    (f == 0.0).then(|| if f.is_sign_negative() { "-0" } else { "0" }.into())
+}
+
+/// `php_gcvt`'s layout of significant `digits` with decimal exponent `exp`: exponential when `exp` is
+/// below -4 or at least `limit` (`1.0E+17`, `1.5E-7`, a lone digit gets `.0`), plain otherwise with no
+/// trailing `.0` (`1`, `0.1`, `1000000000000000`).
+fn gcvt(negative: bool, digits: &str, exp: i32, limit: i32) -> String {
+    let mut out = String::from(if negative { "-" } else { "" });
+    if !(-4..limit).contains(&exp) {
         let (first, rest) = digits.split_at(1);
         out.push_str(first);
         out.push('.');
@@ -117,12 +145,12 @@ pub fn format_float(f: f64) -> String {
     } else if exp < 0 {
         out.push_str("0.");
         out.push_str(&"0".repeat(exp.unsigned_abs() as usize - 1));
-        out.push_str(&digits);
+        out.push_str(digits);
     } else {
         // `exp + 1` digits before the point, padded with zeros; the rest after it.
         let int_len = exp as usize + 1;
         if digits.len() <= int_len {
-            out.push_str(&digits);
+            out.push_str(digits);
             out.push_str(&"0".repeat(int_len - digits.len()));
         } else {
             out.push_str(&digits[..int_len]);

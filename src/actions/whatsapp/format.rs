@@ -129,46 +129,7 @@ fn numeric_prefix(t: &str) -> Option<(usize, f64)> {
 
 /// PHP's `(string)$float` with the default `precision` of 14 (`0.1 + 0.2` → `0.3`, `1e25` → `1.0E+25`).
 pub fn float_to_string(f: f64) -> String {
-    if f.is_nan() {
-        return "NAN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "INF" } else { "-INF" }.into();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    let sci = format!("{:.13e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.trim_end_matches('0');
-    let digits = if digits.is_empty() { "0" } else { digits };
-    let mut out = String::from(if f < 0.0 { "-" } else { "" });
-    if !(-4..14).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        out.push_str(first);
-        out.push('.');
-        out.push_str(if rest.is_empty() { "0" } else { rest });
-        out.push('E');
-        out.push(if exp < 0 { '-' } else { '+' });
-        out.push_str(&exp.unsigned_abs().to_string());
-    } else if exp < 0 {
-        out.push_str("0.");
-        out.push_str(&"0".repeat(exp.unsigned_abs() as usize - 1));
-        out.push_str(digits);
-    } else {
-        let int_len = exp as usize + 1;
-        if digits.len() <= int_len {
-            out.push_str(digits);
-            out.push_str(&"0".repeat(int_len - digits.len()));
-        } else {
-            out.push_str(&digits[..int_len]);
-            out.push('.');
-            out.push_str(&digits[int_len..]);
-        }
-    }
-    out
+    crate::php::format_float_with_precision(f, 14)
 }
 
 fn intpow10(power: i32) -> f64 {
