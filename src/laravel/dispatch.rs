@@ -7,6 +7,8 @@
 //! property, as the 8.83 harness writes). `data` comes from JSON and is turned into the PHP array
 //! `json_decode($json, true)` gives.
 //!
+//! The envelope is also what the next link of a chain gets ([`envelope`], `worker::chain`).
+//!
 //! Pure: no I/O. Pushing is [`super::redis_queue::RedisQueue::push_raw`]'s job.
 
 use rand::distributions::Alphanumeric;
@@ -136,20 +138,23 @@ pub fn build(
     data: Value,
     shape: CommandShape,
 ) -> Result<NewPayload, DispatchError> {
+    let (uuid, id) = fresh_ids();
+    let bytes = build_with_ids(class, action, data, shape, &uuid, &id)?;
+    Ok(NewPayload { uuid, id, bytes })
+}
+
+/// A fresh `uuid` (`Str::uuid()`, a v4) and `id` (`Str::random(32)`, 32 `[A-Za-z0-9]`).
+pub fn fresh_ids() -> (String, String) {
     let uuid = uuid::Uuid::new_v4().to_string();
     let id: String = rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(32)
         .map(char::from)
         .collect();
-    let bytes = build_with_ids(class, action, data, shape, &uuid, &id)?;
-    Ok(NewPayload { uuid, id, bytes })
+    (uuid, id)
 }
 
-/// The payload with the given `uuid` and `id`, keys in Laravel 8/10's order:
-/// `uuid, displayName, job, maxTries, maxExceptions, failOnTimeout, backoff, timeout, retryUntil,
-/// data{commandName, command}, id, attempts`. DeferredJob declares none of the tuning properties, so they
-/// are null (`failOnTimeout` false).
+/// The payload with the given `uuid` and `id` (see [`envelope`]).
 pub fn build_with_ids(
     class: &str,
     action: &str,
@@ -162,6 +167,15 @@ pub fn build_with_ids(
         return Err(DispatchError::EmptyAction);
     }
     let command = php::serialize(&deferred_command(class, action, data, shape));
+    Ok(envelope(class, &command, uuid, id))
+}
+
+/// The envelope `createObjectPayload` + `createPayloadArray` write around an already serialized
+/// command of `class`, keys in Laravel 8/10's order: `uuid, displayName, job, maxTries, maxExceptions,
+/// failOnTimeout, backoff, timeout, retryUntil, data{commandName, command}, id, attempts`. DeferredJob
+/// declares none of the tuning properties, so they are null (`failOnTimeout` false) and the display
+/// name is the class.
+pub fn envelope(class: &str, command: &[u8], uuid: &str, id: &str) -> Vec<u8> {
     let mut out = String::with_capacity(command.len() + 400);
     out.push_str("{\"uuid\":");
     json_string(&mut out, uuid.as_bytes());
@@ -175,11 +189,11 @@ pub fn build_with_ids(
     );
     json_string(&mut out, class.as_bytes());
     out.push_str(",\"command\":");
-    json_string(&mut out, &command);
+    json_string(&mut out, command);
     out.push_str("},\"id\":");
     json_string(&mut out, id.as_bytes());
     out.push_str(",\"attempts\":0}");
-    Ok(out.into_bytes())
+    out.into_bytes()
 }
 
 /// A JSON string as PHP's `json_encode(..., JSON_UNESCAPED_UNICODE)` writes it. Invalid UTF-8 (which

@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::database_queue::{DatabaseJobRecord, DatabaseQueue, DbQueueError};
 use super::redis_error::QueueError;
 use super::redis_queue::{RedisJob, RedisQueue};
+use crate::util::clock::unix_now;
 
 /// A driver's error, with whether to back off and retry.
 #[derive(Debug, thiserror::Error)]
@@ -334,7 +335,9 @@ impl Queue {
     pub async fn push_raw(&self, queue: &str, payload: &[u8], delay_secs: u64) -> Result<()> {
         match self {
             Queue::Redis(q) if delay_secs == 0 => Ok(q.push_raw(queue, payload).await?),
-            Queue::Redis(q) => Ok(q.later_raw(queue, payload, delay_secs as i64).await?),
+            Queue::Redis(q) => Ok(q
+                .later_raw(queue, payload, unix_now() + delay_secs as i64)
+                .await?),
             Queue::Database(q) => Ok(q.push_raw(queue, payload, delay_secs).await?),
         }
     }

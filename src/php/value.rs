@@ -156,6 +156,24 @@ impl Value {
         matches!(self, Value::Null)
     }
 
+    /// PHP's `(bool)` of the value: false for null, `false`, `0`, `0.0`, `""`, `"0"` and `[]`; true for
+    /// anything else (objects, enums, and back-references, whose target is not looked up).
+    pub fn truthy(&self) -> bool {
+        match self {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Str(s) => !(s.is_empty() || s.as_slice() == b"0"),
+            Value::Array(items) => !items.is_empty(),
+            Value::Object(_)
+            | Value::Custom { .. }
+            | Value::Enum { .. }
+            | Value::ObjRef(_)
+            | Value::Ref(_) => true,
+        }
+    }
+
     /// The entries, if this is an array.
     pub fn as_array(&self) -> Option<&[(Key, Value)]> {
         match self {
@@ -295,5 +313,30 @@ mod tests {
         assert_eq!(Value::Str(vec![0xff]).as_bytes(), Some([0xff].as_slice()));
         assert_eq!(Key::Str(b"a".to_vec()).to_text(), "a");
         assert_eq!(Key::Int(-3).to_text(), "-3");
+    }
+
+    #[test]
+    fn truthy_is_phps_bool_cast() {
+        for falsy in [
+            Value::Null,
+            Value::Bool(false),
+            Value::Int(0),
+            Value::Float(-0.0),
+            Value::Str(Vec::new()),
+            Value::Str(b"0".to_vec()),
+            Value::Array(Vec::new()),
+        ] {
+            assert!(!falsy.truthy(), "{falsy:?}");
+        }
+        for truthy in [
+            Value::Int(-1),
+            Value::Float(f64::NAN),
+            Value::Str(b"0.0".to_vec()),
+            Value::Str(b" ".to_vec()),
+            Value::Array(vec![(Key::Int(0), Value::Null)]),
+            sample(),
+        ] {
+            assert!(truthy.truthy(), "{truthy:?}");
+        }
     }
 }
