@@ -82,6 +82,54 @@ pub(super) async fn put(
     Ok(())
 }
 
+/// `DatabaseStore::incrementOrDecrement`: in one transaction, reads the row's value with a row lock
+/// (no lock clause on SQLite, whose transactions lock the file) and, when `f` turns it into a new
+/// stored value, writes that back without touching the expiration (an expired row is updated too, as
+/// Laravel does). `Ok(None)`: no row, or `f` refused the value (Laravel returns false for both).
+pub(super) async fn update_value<T>(
+    db: &Db,
+    table: &str,
+    key: &str,
+    f: impl FnOnce(String) -> Option<(String, T)>,
+) -> Result<Option<T>, sqlx::Error> {
+    let d = Dialect::of(db);
+    let q = d.quote;
+    let lock = if matches!(db, Db::Sqlite(_)) {
+        ""
+    } else {
+        " FOR UPDATE"
+    };
+    let select = format!(
+        "SELECT {q}value{q} FROM {} WHERE {q}key{q} = {} LIMIT 1{lock}",
+        quote(table, q),
+        d.mark(1),
+    );
+    let update = format!(
+        "UPDATE {} SET {q}value{q} = {} WHERE {q}key{q} = {}",
+        quote(table, q),
+        d.mark(1),
+        d.mark(2),
+    );
+    on_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let current: Option<String> = sqlx::query_scalar(&select)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((stored, result)) = current.and_then(f) else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        sqlx::query(&update)
+            .bind(stored)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(result))
+    })
+}
+
 /// `DatabaseStore::forget` for several keys; returns how many rows went.
 pub(super) async fn delete(db: &Db, table: &str, keys: &[String]) -> Result<u64, sqlx::Error> {
     if keys.is_empty() {

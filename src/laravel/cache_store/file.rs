@@ -24,6 +24,14 @@ pub(super) fn path(dir: &Path, key: &str) -> PathBuf {
 /// What `FileStore::getPayload` reads: `Ok(None)` for a missing or expired entry, else the serialized
 /// value. `Err(reason)` when the file does not start with a 10-digit expiry.
 pub(super) fn read(path: &Path, now: i64) -> std::io::Result<Result<Option<Vec<u8>>, String>> {
+    Ok(read_entry(path, now)?.map(|entry| entry.map(|(_, value)| value)))
+}
+
+/// [`read`] with the entry's expiry (UNIX seconds), which `FileStore::increment` keeps.
+pub(super) fn read_entry(
+    path: &Path,
+    now: i64,
+) -> std::io::Result<Result<Option<(i64, Vec<u8>)>, String>> {
     let content = match std::fs::read(path) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(None)),
@@ -41,7 +49,7 @@ pub(super) fn read(path: &Path, now: i64) -> std::io::Result<Result<Option<Vec<u
     if now >= expiry {
         return Ok(Ok(None));
     }
-    Ok(Ok(Some(value.to_vec())))
+    Ok(Ok(Some((expiry, value.to_vec()))))
 }
 
 /// `FileStore::expiration`: `now + seconds`, `forever` for 0 or past the 10-digit range.

@@ -1,7 +1,9 @@
 //! The app's cache store, as Laravel 8/10 (and 11+) read and write it: the restart signal that
 //! `php artisan queue:restart` writes (`illuminate:queue:restart`) and every worker polls, and the keys the
 //! actions maintain (`realtime_metrics_{vendor}`, the dashboard and `vendor_{id}_*` keys): `get`, `put`
-//! with a TTL, `forever`, `forget`, `forget_many` and an atomic read-modify-write `update`.
+//! with a TTL, `forever`, `forget`, `forget_many`, an atomic read-modify-write `update`, Laravel's own
+//! `increment` (submodule `increment`) and the maxExceptions counter `job-exceptions:<uuid>` (submodule
+//! `exceptions`).
 //!
 //! Laravel keeps all of them in whatever store `CACHE_DRIVER` (8/10) or `CACHE_STORE` (11+) names, so the
 //! bytes must match Laravel's own stores exactly (docs/laravel-queue.md §8.1, docs/restrosaas.md §6.4):
@@ -31,18 +33,21 @@
 //! second defer-worker) writing the same key between our read and write wins, exactly as with PHP's own
 //! `Cache::get` + `Cache::put`, which take no lock.
 //!
-//! This is not a general cache client beyond those operations (no tags, no increments, no locks of
+//! This is not a general cache client beyond those operations (no tags, no locks of
 //! Laravel's), and it must not log or show a store's password or a cached value above debug level.
 
 mod database;
 mod error;
+mod exceptions;
 mod file;
+mod increment;
 mod redis;
 mod settings;
 mod store;
 mod value;
 
 pub use error::CacheStoreError;
+pub use exceptions::JOB_EXCEPTIONS_PREFIX;
 pub use settings::LaravelLine;
 pub use store::{CacheStore, RESTART_KEY};
 

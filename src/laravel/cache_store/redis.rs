@@ -83,6 +83,19 @@ fn set_cmd(key: &str, value: &[u8], ttl: Option<i64>) -> redis::Cmd {
     }
 }
 
+/// `INCRBY key by` (`RedisStore::increment`): the new value; the key's TTL is left as it is.
+pub(super) async fn incr_by(
+    conn: &ConnectionManager,
+    key: &str,
+    by: i64,
+) -> Result<i64, RedisError> {
+    redis::cmd("INCRBY")
+        .arg(key)
+        .arg(by)
+        .query_async(&mut conn.clone())
+        .await
+}
+
 pub(super) async fn del(conn: &ConnectionManager, keys: &[String]) -> Result<u64, RedisError> {
     if keys.is_empty() {
         return Ok(0);

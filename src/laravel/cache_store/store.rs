@@ -372,7 +372,12 @@ impl CacheStore {
         }
     }
 
-    fn sql_error(&self, op: &'static str, key: &str, source: sqlx::Error) -> CacheStoreError {
+    pub(super) fn sql_error(
+        &self,
+        op: &'static str,
+        key: &str,
+        source: sqlx::Error,
+    ) -> CacheStoreError {
         let (table, database) = match &self.backend {
             Backend::Database { table, target, .. } => (table.clone(), target.clone()),
             _ => (String::new(), String::new()),
@@ -395,7 +400,7 @@ impl CacheStore {
     }
 }
 
-fn stripe(key: &str) -> usize {
+pub(super) fn stripe(key: &str) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     (h.finish() % LOCK_STRIPES as u64) as usize

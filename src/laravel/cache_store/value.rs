@@ -39,6 +39,31 @@ pub(super) fn signal_number(raw: &[u8]) -> Result<i64, String> {
     }
 }
 
+/// PHP's `(int)` cast of a cache value, as `FileStore::increment` and `DatabaseStore::increment`
+/// apply it to the current value (a numeric string is read up to its first non-digit).
+pub(super) fn int_cast(value: &Value) -> i64 {
+    match value {
+        Value::Null => 0,
+        Value::Bool(b) => i64::from(*b),
+        Value::Int(i) => *i,
+        Value::Float(f) if f.is_finite() => *f as i64,
+        Value::Float(_) => 0,
+        Value::Str(s) => parse_php_number(s)
+            .unwrap_or_else(|| crate::laravel::payload::php_int_cast(&String::from_utf8_lossy(s))),
+        Value::Array(items) => i64::from(!items.is_empty()),
+        _ => 1,
+    }
+}
+
+/// PHP's `is_numeric` on a cache value: numbers, and strings that read whole as one.
+pub(super) fn is_numeric(value: &Value) -> bool {
+    match value {
+        Value::Int(_) | Value::Float(_) => true,
+        Value::Str(s) => super::redis::is_php_numeric(s),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +76,18 @@ mod tests {
         assert_eq!(parse_php_number(b"i:1;"), None);
         assert_eq!(parse_php_number(b""), None);
         assert_eq!(parse_php_number(b"abc"), None);
+    }
+
+    #[test]
+    fn int_cast_and_is_numeric_are_phps() {
+        assert_eq!(int_cast(&Value::Str(b"12abc".to_vec())), 12);
+        assert_eq!(int_cast(&Value::Str(b"1.9e1".to_vec())), 19);
+        assert_eq!(int_cast(&Value::Float(2.9)), 2);
+        assert_eq!(int_cast(&Value::Null), 0);
+        assert_eq!(int_cast(&Value::Bool(true)), 1);
+        assert!(is_numeric(&Value::Str(b" 3".to_vec())));
+        assert!(!is_numeric(&Value::Str(b"3a".to_vec())));
+        assert!(!is_numeric(&Value::Null));
     }
 
     #[test]
