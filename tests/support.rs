@@ -152,6 +152,26 @@ impl World {
         cmd
     }
 
+    /// Starts a long-running PHP command (e.g. `queue:work`), killed when the guard drops.
+    pub fn php_background(&self, args: &[&str], env: &[(&str, &str)]) -> PhpProc {
+        let child = self
+            .php_command(args, env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start php");
+        PhpProc(child)
+    }
+
+    /// The values of a Redis list under this world's prefix (e.g. `HARNESS_DONE_KEY`'s), as text.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.lrange(&format!("{}{name}", self.prefix))
+            .into_iter()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .collect()
+    }
+
     /// `defer()` through the real app helpers; returns the uuids pushed.
     pub fn dispatch(&self, action: &str, data: &str, queue: &str, count: usize) -> Vec<String> {
         let out = self.php(&[
@@ -384,6 +404,16 @@ fn sh(cmd: &str, args: &[&str]) {
         "{cmd} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A PHP process started by [`World::php_background`]; killed on drop.
+pub struct PhpProc(pub Child);
+
+impl Drop for PhpProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A running `defer-worker work`.

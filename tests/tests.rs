@@ -5,6 +5,7 @@ mod actions_e2e;
 mod actions_email;
 mod actions_whatsapp;
 mod app_data;
+mod chain;
 mod config;
 mod database_queue;
 mod decode_cli;

@@ -23,6 +23,8 @@ use crate::laravel::redis_config::{hash_tag, RedisConfig};
 use crate::laravel::redis_queue::RedisQueue;
 use crate::metrics::Metrics;
 use crate::php;
+use crate::worker::chain;
+use crate::worker::exceptions::ExceptionCounter;
 use crate::worker::job::Decider;
 use crate::worker::permits::ActionPermits;
 use crate::worker::settle::Settler;
@@ -260,6 +262,8 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
             encrypter,
             limits: options.unserialize.clone(),
             permits: ActionPermits::new(&options.action_concurrency),
+            chain: chain_route(settings, &conn),
+            exceptions: ExceptionCounter::new(restart.clone()),
         }),
         settler: Settler {
             queue,
@@ -278,6 +282,19 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
         let _ = server.await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the next link of a chain is pushed: the worked connection, when the link names it or names
+/// none and it is the app's default (`QUEUE_CONNECTION`, `sync` unless set, as `config/queue.php`).
+fn chain_route(settings: &Settings, conn: &Connection) -> chain::Route {
+    chain::Route {
+        connection: conn.name.clone(),
+        default_connection: settings
+            .env("QUEUE_CONNECTION")
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "sync".to_owned()),
+        default_queue: conn.queue.clone(),
+    }
 }
 
 /// The action table of the config file, built on the app's database, its cache store and (for `email`)
@@ -333,7 +350,8 @@ async fn restart_store(settings: &Settings) -> anyhow::Result<Option<CacheStore>
     match &store {
         Some(s) => tracing::debug!(store = %s.describe(), "restart signal store"),
         None => tracing::warn!(
-            "CACHE_DRIVER=array: `queue:restart` cannot reach this worker; use SIGTERM to stop it"
+            "CACHE_DRIVER=array: `queue:restart` cannot reach this worker (use SIGTERM to stop it), \
+             and a job's maxExceptions is not counted"
         ),
     }
     Ok(store)

@@ -440,6 +440,17 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
             ms,
             "job done"
         ),
+        (Outcome::Chained { next }, _) => tracing::info!(
+            outcome = "done",
+            uuid,
+            name,
+            action,
+            attempt,
+            ms,
+            next_uuid = %next.payload.uuid,
+            next_queue = %next.queue,
+            "job done; next link of its chain pushed"
+        ),
         (Outcome::Release { delay, reason }, _) => {
             tracing::warn!(outcome = "released", uuid, name, action, attempt, ms, delay, reason = %reason, "job released")
         }

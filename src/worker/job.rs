@@ -24,6 +24,8 @@ use crate::laravel::queue::ReservedJob;
 use crate::php;
 use crate::util::clock::unix_now;
 
+use super::chain::{self, Chain, NextLink};
+use super::exceptions::ExceptionCounter;
 use super::options::WorkerOptions;
 use super::permits::ActionPermits;
 use super::rules::{self, Limits};
@@ -33,6 +35,8 @@ use super::rules::{self, Limits};
 pub enum Outcome {
     /// Succeeded: delete it from `:reserved`.
     Done,
+    /// Succeeded, and its chain goes on: push `next`, then delete this one (docs/laravel-queue.md §11.1).
+    Chained { next: NextLink },
     /// Try again later: back to `:delayed` in `delay` seconds.
     Release { delay: u64, reason: String },
     /// Give up: a failed_jobs row, then delete it.
@@ -59,6 +63,10 @@ pub struct Decider {
     pub limits: php::Limits,
     /// `[limits.actions]`.
     pub permits: ActionPermits,
+    /// Where the next link of a chain goes.
+    pub chain: chain::Route,
+    /// The maxExceptions counter in the app's cache store.
+    pub exceptions: ExceptionCounter,
 }
 
 impl Decider {
@@ -109,14 +117,13 @@ impl Decider {
         if let JobClass::Foreign { .. } = classify(&payload, &self.options.class) {
             return self.handoff(popped, "foreign job class");
         }
-        let job = match payload
-            .command(&self.encrypter, &self.limits)
-            .map_err(|e| e.to_string())
-            .and_then(|c| {
-                DeferredJob::from_command(&c.value, &self.options.class).map_err(|e| e.to_string())
-            }) {
+        let command = match payload.command(&self.encrypter, &self.limits) {
+            Ok(c) => c,
+            Err(e) => return invalid(e.to_string()),
+        };
+        let job = match DeferredJob::from_command(&command.value, &self.options.class) {
             Ok(job) => job,
-            Err(e) => return invalid(e),
+            Err(e) => return invalid(e.to_string()),
         };
         info.action = job.action.clone();
         tracing::Span::current().record("action", info.action.as_str());
@@ -124,6 +131,21 @@ impl Decider {
         if kind.is_forward() {
             return self.handoff(popped, "action configured as forward");
         }
+        let next = match chain::plan(
+            &command.value,
+            command.encrypted,
+            env,
+            &self.options.class,
+            &self.chain,
+            &self.limits,
+        ) {
+            Chain::End => None,
+            Chain::Next(next) => Some(next),
+            Chain::Php(why) => {
+                tracing::info!(reason = why, "the chain goes on in PHP");
+                return self.handoff(popped, "a chain only PHP can carry on");
+            }
+        };
         let timeout = env
             .timeout
             .and_then(|t| u64::try_from(t).ok())
@@ -167,12 +189,17 @@ impl Decider {
         let backoff =
             || rules::backoff(payload.backoff_for(attempt), &self.options.backoff, attempt);
         match result {
-            RunResult::Ok => Outcome::Done,
+            RunResult::Ok => match next {
+                Some(next) => Outcome::Chained { next },
+                None => Outcome::Done,
+            },
             RunResult::Err(ActionError::Permanent { message }) => Outcome::Fail {
                 exception: PhpException::action_failed(message),
             },
             RunResult::Err(ActionError::Retry { message, after }) => {
-                if rules::out_of_attempts(&limits, attempt, unix_now()) {
+                // Counted even when out of attempts, as PHP's worker does.
+                let too_many = self.exceptions.exceeded(&payload).await;
+                if too_many || rules::out_of_attempts(&limits, attempt, unix_now()) {
                     Outcome::Fail {
                         exception: PhpException::action_failed(message),
                     }
@@ -185,7 +212,8 @@ impl Decider {
                 }
             }
             RunResult::TimedOut => {
-                if rules::fail_after_timeout(&limits, attempt, unix_now()) {
+                let too_many = self.exceptions.exceeded(&payload).await;
+                if too_many || rules::fail_after_timeout(&limits, attempt, unix_now()) {
                     Outcome::Fail {
                         exception: PhpException::timed_out(payload.display_name()),
                     }
@@ -310,6 +338,12 @@ mod tests {
             encrypter: Encrypter::none(),
             limits: php::Limits::default(),
             permits: ActionPermits::new(&limits),
+            chain: chain::Route {
+                connection: "redis".into(),
+                default_connection: "redis".into(),
+                default_queue: "default".into(),
+            },
+            exceptions: ExceptionCounter::default(),
         }
     }
 

@@ -4,10 +4,14 @@
 //! - [`permits`]: per-action concurrency (`[limits.actions]`).
 //! - [`rules`]: Laravel's attempt, retryUntil, timeout and backoff rules, pure.
 //! - [`job`]: one job from popped bytes to an [`job::Outcome`], running the action.
+//! - [`chain`]: the next link of a `Bus::chain`, built before the link runs (or the chain left to PHP).
+//! - [`exceptions`]: the maxExceptions counter in the app's cache store.
 //! - [`settle`]: carries an outcome out on Redis and failed_jobs without ever losing the job.
 //! - [`daemon`]: the loop, concurrency, idle waiting, stop conditions and drain.
 
+pub mod chain;
 pub mod daemon;
+pub mod exceptions;
 pub mod job;
 pub mod options;
 pub mod permits;

@@ -1,5 +1,6 @@
-//! Carries an [`Outcome`] out on Redis and failed_jobs, so that a job is always somewhere: done, back in
-//! `:delayed`, handed to another queue, or in failed_jobs.
+//! Carries an [`Outcome`] out on Redis and failed_jobs, so that a job is always somewhere: done (with
+//! the next link of its chain pushed first), back in `:delayed`, handed to another queue, or in
+//! failed_jobs.
 //!
 //! Order matters. A failed job is written to failed_jobs *before* it leaves `:reserved` (Laravel does the
 //! opposite and loses the job when the database is down); while the database is down the reservation is
@@ -67,6 +68,26 @@ impl Settler {
     ) -> Settled {
         match outcome {
             Outcome::Done => {
+                match retrying("delete", popped, info, || {
+                    self.queue.delete_reserved(popped)
+                })
+                .await
+                {
+                    Some(_) => Settled::Done,
+                    None => Settled::LeftReserved,
+                }
+            }
+            Outcome::Chained { next } => {
+                // Pushed before the finished link leaves `:reserved`: a crash in between runs the
+                // link again (and pushes its next link twice) rather than losing the chain.
+                let pushed = retrying("push next link", popped, info, || {
+                    self.queue
+                        .push_raw(&next.queue, &next.payload.bytes, next.delay)
+                })
+                .await;
+                if pushed.is_none() {
+                    return Settled::LeftReserved;
+                }
                 match retrying("delete", popped, info, || {
                     self.queue.delete_reserved(popped)
                 })
