@@ -45,7 +45,7 @@ impl Drop for Db1Keys {
     }
 }
 
-fn php_cache_command(w: &World, args: &[&str]) -> Command {
+pub(crate) fn php_cache_command(w: &World, args: &[&str]) -> Command {
     let mut cmd = Command::new("php");
     cmd.arg(repo().join("tests/php/cache_artisan.php"))
         .args(args)

@@ -154,6 +154,10 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            // Jobs running when this round starts may release a job (due at once) after the round
+            // has looked: only a round that started with none running may stop the worker as empty.
+            let running_before =
+                opts.concurrency.max(1) - slots.available_permits() - permits.len();
             let mut taken = self
                 .next_jobs(&mut last_migrate, false, permits.len())
                 .await;
@@ -180,7 +184,7 @@ impl Worker {
             if popped.is_empty() {
                 drop(permits);
                 let in_flight = opts.concurrency.max(1) - slots.available_permits();
-                if opts.stop_when_empty && in_flight == 0 {
+                if opts.stop_when_empty && in_flight == 0 && running_before == 0 {
                     break StopReason::Empty;
                 }
                 self.idle(&opts.queues, in_flight > 0, &finished, started, &restart)
