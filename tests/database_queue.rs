@@ -269,7 +269,16 @@ fn a_row_retried_by_defer_worker_goes_back_to_the_jobs_table_and_php_runs_it() {
 
 #[test]
 fn monitor_and_clear_read_the_jobs_table_for_database_connections() {
-    let w = world(DbKind::Sqlite, 90);
+    monitor_and_clear(DbKind::Sqlite);
+}
+
+#[test]
+fn monitor_and_clear_read_the_jobs_table_on_mariadb() {
+    monitor_and_clear(DbKind::MySql);
+}
+
+fn monitor_and_clear(db: DbKind) {
+    let w = world(db, 90);
     w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 3);
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_defer-worker"))

@@ -371,12 +371,16 @@ fn failed_jobs_unusable_while_jobs_fail_then_each_is_written_once() {
     let w = seeded(0);
     // Orders that do not exist: the email action fails them permanently ("Order N not found").
     let orders: Vec<i64> = (0..12).map(|i| 990_000 + i).collect();
-    let jobs = dispatch_per_order(&w, "email_notification", &orders);
-    mysql(&w.db_name, "RENAME TABLE failed_jobs TO failed_jobs_parked");
+    // Started with the table there (a worker refuses to start without it), which then goes away.
     let mut worker = w.worker(
         &["--queue=default", "--concurrency=4", "--retry-after=2"],
         "[actions.email_notification]\nkind = \"email\"\n",
     );
+    worker.wait_for(Duration::from_secs(10), "the worker to start", |l| {
+        l.iter().any(|l| l["message"] == "worker started")
+    });
+    mysql(&w.db_name, "RENAME TABLE failed_jobs TO failed_jobs_parked");
+    let jobs = dispatch_per_order(&w, "email_notification", &orders);
     let insert_errors = |l: &[Json]| -> HashSet<String> {
         l.iter()
             .filter(|l| {

@@ -34,6 +34,8 @@ pub struct World {
     pub db: DbKind,
     pub db_name: String,
     pub extra: Vec<(String, String)>,
+    /// Variables left out of [`World::env`] (e.g. `DB_CONNECTION`, for the embedded failed_jobs file).
+    pub unset: Vec<&'static str>,
 }
 
 impl World {
@@ -79,6 +81,7 @@ impl World {
             db,
             db_name,
             extra: Vec::new(),
+            unset: Vec::new(),
         };
         // The app's migrations: failed_jobs exists in the app's database before any worker runs.
         world.php(&["harness:schema"]);
@@ -121,6 +124,7 @@ impl World {
                 .map(|(k, val)| (k.to_owned(), val.to_owned())),
         );
         v.extend(self.extra.iter().cloned());
+        v.retain(|(k, _)| !self.unset.contains(&k.as_str()));
         v
     }
 

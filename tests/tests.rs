@@ -25,5 +25,6 @@ mod php_roundtrip;
 mod redis_cluster;
 mod redis_queue;
 mod reliability;
+mod startup_checks;
 mod support;
 mod worker;

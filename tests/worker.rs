@@ -632,7 +632,13 @@ fn an_idle_worker_picks_up_a_new_job_within_milliseconds() {
 #[test]
 fn a_failing_job_waits_in_redis_while_failed_jobs_is_unusable_then_is_written_once() {
     let w = World::new(DbKind::Sqlite);
-    // The app's database without its failed_jobs table: every insert fails until the migration runs.
+    let config = "[actions.\"*\"]\nkind = \"fail\"\nmessage = \"nope\"\n";
+    // Started with the table there (a worker refuses to start without it, tests/startup_checks.rs).
+    let mut worker = w.worker(&["--queue=whatsapp", "--retry-after=1"], config);
+    worker.wait_for(Duration::from_secs(10), "the worker to start", |l| {
+        l.iter().any(|l| l["message"] == "worker started")
+    });
+    // The app's database loses its failed_jobs table: every insert fails until the migration runs.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", w.db_name))
@@ -647,8 +653,6 @@ fn a_failing_job_waits_in_redis_while_failed_jobs_is_unusable_then_is_written_on
     let uuid = w
         .dispatch("whatsapp_notification", r#"{"order_id":1}"#, "whatsapp", 1)
         .remove(0);
-    let config = "[actions.\"*\"]\nkind = \"fail\"\nmessage = \"nope\"\n";
-    let mut worker = w.worker(&["--queue=whatsapp", "--retry-after=1"], config);
     let insert_errors = |l: &[Json]| {
         l.iter()
             .filter(|l| {

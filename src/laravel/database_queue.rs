@@ -348,7 +348,7 @@ impl DatabaseQueue {
                 let reserved_min: Option<i64> = row.try_get("reserved_min")?;
                 Ok::<_, sqlx::Error>(QueueStats {
                     ready: count("ready")?,
-                    delayed: count("delayed")?,
+                    delayed: count("delayed_count")?,
                     reserved: count("reserved")?,
                     head: head.map(String::into_bytes),
                     next_delayed_at: row.try_get("delayed_min")?,
@@ -426,7 +426,8 @@ impl Sql {
                 int("MIN(reserved_at)")
             )),
             stats: dialect(format!(
-                "SELECT {} AS ready, {} AS delayed, {} AS reserved, \
+                // `delayed` is a reserved word on MySQL and MariaDB (INSERT DELAYED).
+                "SELECT {} AS ready, {} AS delayed_count, {} AS reserved, \
                  {} AS delayed_min, {} AS reserved_min FROM {t} WHERE queue = ?",
                 int("SUM(CASE WHEN reserved_at IS NULL AND available_at <= ? THEN 1 ELSE 0 END)"),
                 int("SUM(CASE WHEN reserved_at IS NULL AND available_at > ? THEN 1 ELSE 0 END)"),

@@ -3,6 +3,9 @@
 //! serialization failure, a shutdown or too many connections). Everything else (a syntax error, a
 //! missing table or column, a constraint, a value that does not decode) fails the same way again.
 //!
+//! It also recognises a missing table ([`is_missing_table`]), which the start-up checks turn into an
+//! error naming the migration to run.
+//!
 //! This module only classifies. It must not retry, log, or look at a statement.
 
 use sqlx::error::DatabaseError;
@@ -21,6 +24,21 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => is_transient_server_error(db.as_ref()),
         _ => false,
     }
+}
+
+/// True when the statement failed because its table does not exist: MySQL/MariaDB 1146
+/// (`ER_NO_SUCH_TABLE`), PostgreSQL `42P01` (`undefined_table`), SQLite's "no such table".
+pub fn is_missing_table(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    if let Some(e) = db.try_downcast_ref::<MySqlDatabaseError>() {
+        return e.number() == 1146;
+    }
+    if let Some(e) = db.try_downcast_ref::<PgDatabaseError>() {
+        return e.code() == "42P01";
+    }
+    db.try_downcast_ref::<SqliteError>().is_some() && db.message().starts_with("no such table")
 }
 
 fn is_transient_server_error(db: &dyn DatabaseError) -> bool {
@@ -141,9 +159,10 @@ mod tests {
             .expect("sqlite");
 
         // No such table; a syntax error.
-        for sql in ["SELECT id FROM jobs", "SELEC 1"] {
+        for (sql, missing) in [("SELECT id FROM jobs", true), ("SELEC 1", false)] {
             let err = sqlx::query(sql).execute(&pool).await.expect_err(sql);
             assert!(!is_transient(&err), "{sql}: {err}");
+            assert_eq!(is_missing_table(&err), missing, "{sql}: {err}");
         }
 
         // One connection holds the write lock; another one's write is refused with SQLITE_BUSY.

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::startup;
+
 use crate::config::{self, Settings};
 use crate::laravel::connection::{self, Connection, Driver};
 use crate::laravel::database::{Db, DbConfig};
@@ -58,12 +60,14 @@ pub async fn queue(settings: &Settings, conn: &Connection) -> anyhow::Result<(St
                 "--connection={}: the database driver needs the app's database: set DB_CONNECTION and DB_* (or DATABASE_URL)",
                 conn.name
             );
+            startup::sqlite_file(&cfg, "the database queue")?;
             let db = Db::connect(&cfg)
                 .await
                 .with_context(|| format!("cannot connect to the queue database {cfg}"))?;
             let queue = DatabaseQueue::new(db, table, conn.retry_after)
                 .await
                 .with_context(|| format!("cannot use the jobs table {table} in {cfg}"))?;
+            startup::jobs_table(&cfg, &queue, &conn.queue).await?;
             Ok((format!("{cfg} table {table}"), Queue::Database(queue)))
         }
     }
@@ -86,7 +90,8 @@ pub fn encrypter(settings: &Settings) -> anyhow::Result<Encrypter> {
 /// `embedded` when no database is configured (created with its table).
 ///
 /// The app's database may be down: the pool is lazy and a warning is logged, so a worker can start
-/// and keep failing jobs reserved until it is back.
+/// and keep failing jobs reserved until it is back. A missing table or SQLite file stops the start
+/// ([`startup`]).
 pub async fn failed_jobs(
     settings: &Settings,
     embedded: Option<&Path>,
@@ -108,12 +113,11 @@ pub async fn failed_jobs(
             .context("cannot create the embedded failed_jobs table")?;
         return Ok((cfg, failed));
     }
+    startup::sqlite_file(&cfg, "failed_jobs")?;
     let db = Db::connect_lazy(&cfg)
         .await
         .with_context(|| format!("invalid failed_jobs database {cfg}"))?;
     let failed = FailedJobs::new(db, &cfg.table, tz);
-    if let Err(err) = failed.count().await {
-        tracing::warn!(error = %err, database = %cfg, "failed_jobs is not usable yet (run the app's migrations?); failing jobs will wait in Redis until it is");
-    }
+    startup::failed_jobs_table(&cfg, &failed).await?;
     Ok((cfg, failed))
 }

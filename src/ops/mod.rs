@@ -1,5 +1,6 @@
 //! Subcommands that are not the worker loop itself, and the wiring of `work`. Each subcommand gets the
-//! command's [`crate::config::Settings`] from `main` and opens what it needs through [`connect`].
+//! command's [`crate::config::Settings`] from `main` and opens what it needs through [`connect`], which
+//! refuses to start without what a worker cannot work without ([`startup`]).
 
 pub mod clear;
 pub mod config_cmd;
@@ -11,4 +12,5 @@ pub mod monitor;
 pub mod report;
 pub mod restart;
 pub mod settings;
+pub mod startup;
 pub mod work;
