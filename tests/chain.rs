@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::support::{fixture, DbKind, World};
+use crate::support::{fixture, DbKind, PhpProc, World};
 
 /// Every action runs as `log`: a chain's order shows in the outcome lines.
 const LOG_ALL: &str = "[actions.\"*\"]\nkind = \"log\"\n";
@@ -32,6 +32,20 @@ fn dispatch_chain(w: &World, args: &[&str]) -> String {
         .collect();
     assert_eq!(uuids.len(), 1, "one payload pushed (the first link): {out}");
     uuids[0].to_owned()
+}
+
+/// PHP's `queue:work` on the hand-off queue `php`, recording what it runs under `done`.
+fn php_worker(w: &World) -> PhpProc {
+    w.php_background(
+        &[
+            "queue:work",
+            "redis",
+            "--queue=php",
+            "--sleep=0.2",
+            "--tries=1",
+        ],
+        &[("HARNESS_DONE_KEY", "done")],
+    )
 }
 
 fn field<'a>(line: &'a Json, key: &str) -> &'a str {
@@ -120,16 +134,7 @@ fn a_mixed_chain_completes_with_php_running_the_foreign_link() {
         &w,
         &["chain_a", "chain_b", "marker:m", "chain_c", "--queue=mixed"],
     );
-    let _php = w.php_background(
-        &[
-            "queue:work",
-            "redis",
-            "--queue=php",
-            "--sleep=0.2",
-            "--tries=1",
-        ],
-        &[("HARNESS_DONE_KEY", "done")],
-    );
+    let _php = php_worker(&w);
     let worker = w.worker(&["--queue=mixed", "--handoff-queue=php"], LOG_ALL);
     worker.wait_for(Duration::from_secs(60), "chain_c done", |logs| {
         logs.iter()
@@ -164,16 +169,7 @@ fn a_mixed_chain_completes_with_php_running_the_foreign_link() {
 fn a_chain_with_catch_callbacks_is_left_to_php_link_by_link() {
     let w = world();
     dispatch_chain(&w, &["chain_a", "chain_b", "--queue=caught", "--catch"]);
-    let _php = w.php_background(
-        &[
-            "queue:work",
-            "redis",
-            "--queue=php",
-            "--sleep=0.2",
-            "--tries=1",
-        ],
-        &[("HARNESS_DONE_KEY", "done")],
-    );
+    let _php = php_worker(&w);
     let worker = w.worker(&["--queue=caught", "--handoff-queue=php"], LOG_ALL);
     // The last link too: its failure would run the catch callbacks, which only PHP can.
     assert!(

@@ -120,7 +120,7 @@ fn the_embedded_default_still_creates_its_own_failed_jobs() {
         "{}",
         worker.log_text()
     );
-    assert_eq!(worker.uuids("failed"), [uuid.clone()]);
+    assert_eq!(worker.uuids("failed"), std::slice::from_ref(&uuid));
     let rows = w.failed();
     assert_eq!(rows.len(), 1, "in the embedded file: {rows:?}");
     assert_eq!(rows[0].uuid, uuid);

@@ -107,19 +107,15 @@ pub fn plan(
     }
     // `$next->onConnection($next->connection ?: $this->chainConnection)`, then the Dispatcher's default.
     let connection = either(next.prop("connection"), this.prop("chainConnection"));
-    let target = match &connection {
-        Value::Null => route.default_connection.clone(),
-        Value::Str(name) => String::from_utf8_lossy(name).into_owned(),
-        _ => return Chain::Php("the next link's connection is not a name"),
+    let Some(target) = name_or(&connection, &route.default_connection) else {
+        return Chain::Php("the next link's connection is not a name");
     };
     if target != route.connection {
         return Chain::Php("the next link goes to another queue connection");
     }
     let queue = either(next.prop("queue"), this.prop("chainQueue"));
-    let queue_name = match &queue {
-        Value::Null => route.default_queue.clone(),
-        Value::Str(name) => String::from_utf8_lossy(name).into_owned(),
-        _ => return Chain::Php("the next link's queue is not a name"),
+    let Some(queue_name) = name_or(&queue, &route.default_queue) else {
+        return Chain::Php("the next link's queue is not a name");
     };
     let delay = match next.prop("delay") {
         None | Some(Value::Null) => 0,
@@ -169,6 +165,15 @@ fn either(a: Option<&Value>, b: Option<&Value>) -> Value {
     match a {
         Some(v) if v.truthy() => v.clone(),
         _ => b.cloned().unwrap_or(Value::Null),
+    }
+}
+
+/// A connection or queue name: the string, `default` for null, `None` for anything else.
+fn name_or(value: &Value, default: &str) -> Option<String> {
+    match value {
+        Value::Null => Some(default.to_owned()),
+        Value::Str(name) => Some(String::from_utf8_lossy(name).into_owned()),
+        _ => None,
     }
 }
 

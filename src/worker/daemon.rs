@@ -435,26 +435,23 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
             ms,
             "job left reserved: stores unreachable"
         ),
-        (Outcome::Done, _) => tracing::info!(
-            outcome = "done",
-            uuid,
-            name,
-            action,
-            attempt,
-            ms,
-            "job done"
-        ),
-        (Outcome::Chained { next }, _) => tracing::info!(
-            outcome = "done",
-            uuid,
-            name,
-            action,
-            attempt,
-            ms,
-            next_uuid = %next.payload.uuid,
-            next_queue = %next.queue,
-            "job done; next link of its chain pushed"
-        ),
+        (Outcome::Done | Outcome::Chained { .. }, _) => {
+            let next = match outcome {
+                Outcome::Chained { next } => Some(next),
+                _ => None,
+            };
+            tracing::info!(
+                outcome = "done",
+                uuid,
+                name,
+                action,
+                attempt,
+                ms,
+                next_uuid = next.map(|n| n.payload.uuid.as_str()),
+                next_queue = next.map(|n| n.queue.as_str()),
+                "job done"
+            )
+        }
         (Outcome::Release { delay, reason }, _) => {
             tracing::warn!(outcome = "released", uuid, name, action, attempt, ms, delay, reason = %reason, "job released")
         }

@@ -67,26 +67,18 @@ impl Settler {
         info: &JobInfo,
     ) -> Settled {
         match outcome {
-            Outcome::Done => {
-                match retrying("delete", popped, info, || {
-                    self.queue.delete_reserved(popped)
-                })
-                .await
-                {
-                    Some(_) => Settled::Done,
-                    None => Settled::LeftReserved,
-                }
-            }
-            Outcome::Chained { next } => {
-                // Pushed before the finished link leaves `:reserved`: a crash in between runs the
-                // link again (and pushes its next link twice) rather than losing the chain.
-                let pushed = retrying("push next link", popped, info, || {
-                    self.queue
-                        .push_raw(&next.queue, &next.payload.bytes, next.delay)
-                })
-                .await;
-                if pushed.is_none() {
-                    return Settled::LeftReserved;
+            Outcome::Done | Outcome::Chained { .. } => {
+                if let Outcome::Chained { next } = outcome {
+                    // Pushed before the finished link leaves `:reserved`: a crash in between runs
+                    // the link again (and pushes its next link twice) rather than losing the chain.
+                    let pushed = retrying("push next link", popped, info, || {
+                        self.queue
+                            .push_raw(&next.queue, &next.payload.bytes, next.delay)
+                    })
+                    .await;
+                    if pushed.is_none() {
+                        return Settled::LeftReserved;
+                    }
                 }
                 match retrying("delete", popped, info, || {
                     self.queue.delete_reserved(popped)

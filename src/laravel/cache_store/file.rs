@@ -27,11 +27,11 @@ pub(super) fn read(path: &Path, now: i64) -> std::io::Result<Result<Option<Vec<u
     Ok(read_entry(path, now)?.map(|entry| entry.map(|(_, value)| value)))
 }
 
-/// [`read`] with the entry's expiry (UNIX seconds), which `FileStore::increment` keeps.
-pub(super) fn read_entry(
-    path: &Path,
-    now: i64,
-) -> std::io::Result<Result<Option<(i64, Vec<u8>)>, String>> {
+/// A live entry: its expiry (UNIX seconds) and its serialized value.
+pub(super) type Entry = (i64, Vec<u8>);
+
+/// [`read`] with the entry's expiry, which `FileStore::increment` keeps.
+pub(super) fn read_entry(path: &Path, now: i64) -> std::io::Result<Result<Option<Entry>, String>> {
     let content = match std::fs::read(path) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(None)),
