@@ -1,5 +1,5 @@
-//! The maxExceptions counter, `job-exceptions:<uuid>` in the app's cache store (docs/laravel-queue.md
-//! §5.5, §8.4), kept exactly as `Worker::markJobAsFailedIfWillExceedMaxExceptions` keeps it: when the
+//! The maxExceptions counter, `job-exceptions:<uuid>` in the app's cache store (docs/laravel-queue.md §5.5,
+//! docs/laravel-queue.md §8.4), kept exactly as `Worker::markJobAsFailedIfWillExceedMaxExceptions` keeps it: when the
 //! entry is missing or falsy, 0 is put there for one day; then it is incremented. PHP workers and this
 //! one bump the same entry, so a job's exceptions count wherever its attempts ran.
 //!
