@@ -182,7 +182,7 @@ fn a_chain_with_catch_callbacks_is_left_to_php_link_by_link() {
     assert!(
         handed
             .iter()
-            .all(|l| field(l, "reason") == "a chain only PHP can carry on"),
+            .all(|l| field(l, "reason") == "the chain has catch callbacks (PHP closures)"),
         "{handed:?}"
     );
     assert!(worker.outcomes("done").is_empty(), "none ran here");

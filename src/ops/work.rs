@@ -262,7 +262,7 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
             encrypter,
             limits: options.unserialize.clone(),
             permits: ActionPermits::new(&options.action_concurrency),
-            chain: chain_route(settings, &conn),
+            chain: chain_route(settings, &conn, &queue),
             exceptions: ExceptionCounter::new(restart.clone()),
         }),
         settler: Settler {
@@ -286,7 +286,7 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
 
 /// Where the next link of a chain is pushed: the worked connection, when the link names it or names
 /// none and it is the app's default (`QUEUE_CONNECTION`, `sync` unless set, as `config/queue.php`).
-fn chain_route(settings: &Settings, conn: &Connection) -> chain::Route {
+fn chain_route(settings: &Settings, conn: &Connection, queue: &Queue) -> chain::Route {
     chain::Route {
         connection: conn.name.clone(),
         default_connection: settings
@@ -294,6 +294,8 @@ fn chain_route(settings: &Settings, conn: &Connection) -> chain::Route {
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| "sync".to_owned()),
         default_queue: conn.queue.clone(),
+        // A queue name without a tag is refused only when the prefix carries none either.
+        hash_tag_required: matches!(queue, Queue::Redis(r) if r.check_queue("").is_err()),
     }
 }
 

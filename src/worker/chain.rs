@@ -6,14 +6,15 @@
 //! no chain ([`Chain::End`]), or says why only PHP can carry the chain on ([`Chain::Php`]): catch
 //! callbacks (PHP closures that run when any link, the last one included, fails), a next link of
 //! another class or one that is not plainly readable, an encrypted command, job settings the next
-//! envelope would have to guess from the PHP class, a date delay, or a connection this worker does not
-//! push to. The job is then handed to PHP unchanged, before it runs, and PHP dispatches the rest.
+//! envelope would have to guess from the PHP class, a date delay, or a connection or (on Redis Cluster)
+//! a queue this worker cannot push to. The job is then handed to PHP unchanged, before it runs, and PHP dispatches the rest.
 //!
 //! Pure: it must not run, push or delete anything. The settler pushes the next link *before* it deletes
 //! the finished one, so a crash in between runs the link twice rather than losing the rest of the chain.
 
 use crate::laravel::dispatch::{self, NewPayload};
 use crate::laravel::payload::Envelope;
+use crate::laravel::redis_config::hash_tag;
 use crate::php::{self, Key, Object, Prop, Value};
 
 /// Where this worker pushes the next links: the connection it works, the app's default connection
@@ -23,6 +24,9 @@ pub struct Route {
     pub connection: String,
     pub default_connection: String,
     pub default_queue: String,
+    /// Redis Cluster with no `{hash tag}` in the key prefix: a queue name needs one of its own, or
+    /// the push would fail every time (and the link, left reserved, would run again and again).
+    pub hash_tag_required: bool,
 }
 
 /// The next link, ready to push.
@@ -117,6 +121,9 @@ pub fn plan(
     let Some(queue_name) = name_or(&queue, &route.default_queue) else {
         return Chain::Php("the next link's queue is not a name");
     };
+    if route.hash_tag_required && hash_tag(&queue_name).is_none() {
+        return Chain::Php("the next link's queue has no {hash tag}, which Redis Cluster needs");
+    }
     let delay = match next.prop("delay") {
         None | Some(Value::Null) => 0,
         Some(Value::Int(secs)) => u64::try_from(*secs).unwrap_or(0),
@@ -210,6 +217,7 @@ mod tests {
             connection: "redis".into(),
             default_connection: "redis".into(),
             default_queue: "default".into(),
+            hash_tag_required: false,
         }
     }
 
@@ -400,6 +408,16 @@ mod tests {
             ..route()
         };
         assert!(php_reason(&cmd, env, &elsewhere).contains("another queue connection"));
+        let cluster = Route {
+            hash_tag_required: true,
+            ..route()
+        };
+        assert!(php_reason(&cmd, env, &cluster).contains("hash tag"));
+        let tagged = with("chainQueue", Value::Str(b"{shop}default".to_vec()));
+        assert!(
+            matches!(plan_of_value(&tagged, env, &cluster), Chain::Next(_)),
+            "a queue with its own tag"
+        );
         let tuned = Envelope {
             max_tries: Some(3),
             ..env.clone()

@@ -1,6 +1,8 @@
 //! One job's decision: from the popped bytes to an [`Outcome`], applying Laravel's rules around the action.
 //!
-//! Nothing here touches Redis or the database: [`super::settle`] carries the outcome out. A payload that
+//! Nothing here touches the queue or failed_jobs: [`super::settle`] carries the outcome out (the next
+//! link of a chain included, built here before the link runs, [`super::chain`]). The one store it
+//! writes is the app's cache store, to count maxExceptions ([`super::exceptions`]). A payload that
 //! cannot be read is an outcome too (`Fail` with the reason), never an error of the worker; so is one
 //! over `[limits] max_payload_bytes`, which is not parsed at all.
 //!
@@ -141,10 +143,7 @@ impl Decider {
         ) {
             Chain::End => None,
             Chain::Next(next) => Some(next),
-            Chain::Php(why) => {
-                tracing::info!(reason = why, "the chain goes on in PHP");
-                return self.handoff(popped, "a chain only PHP can carry on");
-            }
+            Chain::Php(why) => return self.handoff(popped, why),
         };
         let timeout = env
             .timeout
@@ -342,6 +341,7 @@ mod tests {
                 connection: "redis".into(),
                 default_connection: "redis".into(),
                 default_queue: "default".into(),
+                hash_tag_required: false,
             },
             exceptions: ExceptionCounter::default(),
         }
