@@ -10,6 +10,11 @@ use defer_worker::cli::{Cli, Command, LogFormat};
 use defer_worker::config::Settings;
 use defer_worker::ops;
 
+/// musl's allocator serialises threads on one lock; the static (musl) release binary uses mimalloc.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
