@@ -89,4 +89,6 @@ Examples:
     Dispatch(crate::ops::dispatch::DispatchArgs),
     /// Tell running workers (PHP's and ours) to finish their jobs and exit (`queue:restart`).
     Restart(crate::ops::restart::RestartArgs),
+    /// Serve the operator console (queues, workers, failed jobs) without running jobs.
+    Console(crate::ops::console::ConsoleArgs),
 }

@@ -16,11 +16,13 @@
 //! 7. [`actions`]: what each action kind does; never sees the queue.
 //! 8. [`metrics`]: counters and histograms the worker records and `/metrics` renders.
 //! 9. [`worker`]: the only place tying queue, actions and failed jobs together.
-//! 10. [`http`]: `/metrics`, `/health`, `/ready`, `/stats`.
-//! 11. [`ops`]: the subcommands, and the wiring of `work`.
-//! 12. [`cli`]: the command line.
+//! 10. [`admin`]: what an operator does to failed jobs and queues, shared by the CLI and the console.
+//! 11. [`http`]: `/metrics`, `/health`, `/ready`, `/stats`, and the operator console.
+//! 12. [`ops`]: the subcommands, and the wiring of `work`.
+//! 13. [`cli`]: the command line.
 
 pub mod actions;
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -13,7 +13,7 @@ mod deferred;
 #[allow(dead_code)]
 mod laravel;
 #[allow(dead_code)]
-mod ops;
+mod admin;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/php/mod.rs"]
 mod php;
@@ -24,5 +24,5 @@ const FIXTURE_PREVIOUS: &str = "base64:Zml4dHVyZS1URVNULWsxNg==";
 fuzz_target!(|data: &[u8]| {
     let enc = laravel::encrypter::Encrypter::from_keys(Some(FIXTURE_KEYS), Some(FIXTURE_PREVIOUS))
         .expect("fixture keys are valid");
-    let _ = ops::decode::decode(data, &enc, deferred::DEFAULT_CLASS);
+    let _ = admin::decode::decode(data, &enc, deferred::DEFAULT_CLASS);
 });

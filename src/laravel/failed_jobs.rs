@@ -117,6 +117,11 @@ impl FailedJobs {
         &self.table
     }
 
+    /// The app timezone `failed_at` is written in.
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+
     /// Creates the table with the schema Laravel's `failed_jobs` migration creates on this
     /// database, unless it exists.
     pub async fn ensure_table(&self) -> Result<(), FailedJobsError> {

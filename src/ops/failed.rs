@@ -18,9 +18,8 @@
 //!
 //! Payloads and exceptions are printed on stdout when asked for (`show`); nothing here logs them.
 
-pub mod retry;
+pub use crate::admin::retry;
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +27,8 @@ use anyhow::Context;
 use serde_json::{json, Value as Json};
 
 use super::connect;
+use crate::admin::failed::{detail, job_class};
+use crate::admin::retry::{OpenError, QueueOpener, RetryEvent, RetryOptions, Selection};
 use crate::config::Settings;
 use crate::laravel::failed_jobs::{FailedJobRow, FailedJobs};
 use crate::laravel::queue::Queue;
@@ -227,43 +228,6 @@ pub async fn run(args: &FailedArgs, settings: &Settings) -> anyhow::Result<ExitC
     }
 }
 
-/// The Class column of `queue:failed` (8–12.60): the first double-quoted text in `data.command` (the
-/// class of `O:n:"Class"`), else the payload's `job`; empty when the payload is not a JSON object.
-pub fn job_class(payload: &str) -> String {
-    let Ok(Json::Object(p)) = serde_json::from_str::<Json>(payload) else {
-        return String::new();
-    };
-    let job = || p.get("job").map(php_text).unwrap_or_default();
-    match p.get("data").and_then(|d| d.get("command")) {
-        None | Some(Json::Null) => job(),
-        Some(command) => first_quoted(&php_text(command)).unwrap_or_else(job),
-    }
-}
-
-/// A scalar as PHP's string conversion prints it (enough for a table cell).
-fn php_text(v: &Json) -> String {
-    match v {
-        Json::String(s) => s.clone(),
-        Json::Number(n) => n.to_string(),
-        Json::Bool(true) => "1".to_owned(),
-        _ => String::new(),
-    }
-}
-
-/// `preg_match('/"([^"]+)"/', $s)`: the first non-empty run between two double quotes.
-fn first_quoted(s: &str) -> Option<String> {
-    let mut rest = s;
-    while let Some(open) = rest.find('"') {
-        let after = &rest[open + 1..];
-        let close = after.find('"')?;
-        if close > 0 {
-            return Some(after[..close].to_owned());
-        }
-        rest = after;
-    }
-    None
-}
-
 fn list(rows: &[FailedJobRow], as_json: bool) -> anyhow::Result<()> {
     if as_json {
         let out: Vec<Json> = rows
@@ -344,29 +308,7 @@ fn show(settings: &Settings, row: &FailedJobRow, as_json: bool) -> anyhow::Resul
     let job = &row.job;
     let encrypter =
         connect::encrypter(settings).context("APP_KEY is needed to decode the payload")?;
-    let decoded = super::decode::decode(
-        job.payload.as_bytes(),
-        &encrypter,
-        crate::deferred::DEFAULT_CLASS,
-    );
-    let (payload, payload_error) = match decoded {
-        Ok(doc) => (doc, Json::Null),
-        Err(e) => (
-            Json::String(job.payload.clone()),
-            Json::String(e.to_string()),
-        ),
-    };
-    let doc = json!({
-        "id": row.id,
-        "uuid": job.uuid,
-        "connection": job.connection,
-        "queue": job.queue,
-        "class": job_class(&job.payload),
-        "failed_at": job.failed_at,
-        "payload": payload,
-        "payload_error": payload_error,
-        "exception": job.exception,
-    });
+    let doc = detail(row, &encrypter, false);
     if as_json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
@@ -403,44 +345,45 @@ async fn select(
     args: &RetryArgs,
     failed: &FailedJobs,
 ) -> anyhow::Result<(Vec<FailedJobRow>, Vec<String>)> {
-    let read = || "cannot read failed_jobs";
     let all = args.ids.len() == 1 && args.ids[0] == "all";
     anyhow::ensure!(
         all || !args.ids.iter().any(|i| i == "all"),
         "`all` cannot be combined with uuids"
     );
-    let ranges = args
-        .range
-        .iter()
-        .map(|r| parse_range(r))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut rows = Vec::new();
-    let mut missing = Vec::new();
-    if all || (args.ids.is_empty() && args.range.is_empty()) {
-        rows = failed.all().await.context(read())?;
-    } else {
-        let mut seen = HashSet::new();
-        for id in &args.ids {
-            match failed.find(id).await.context(read())? {
-                Some(row) if seen.insert(row.job.uuid.clone()) => rows.push(row),
-                Some(_) => {}
-                None => missing.push(id.clone()),
-            }
-        }
-        if !ranges.is_empty() {
-            for row in failed.all().await.context(read())? {
-                if ranges.iter().any(|(a, b)| (*a..=*b).contains(&row.id))
-                    && seen.insert(row.job.uuid.clone())
-                {
-                    rows.push(row);
-                }
-            }
-        }
+    let selection = Selection {
+        all,
+        ids: if all { Vec::new() } else { args.ids.clone() },
+        ranges: args
+            .range
+            .iter()
+            .map(|r| parse_range(r))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        queue: args.queue.clone(),
+    };
+    retry::select(&selection, failed)
+        .await
+        .context("cannot read failed_jobs")
+}
+
+/// Opens the connections a retried row names with the command's settings (`connect`); the console
+/// holds one too.
+pub struct SettingsOpener {
+    pub settings: Settings,
+}
+
+impl QueueOpener for SettingsOpener {
+    fn open<'a>(
+        &'a self,
+        connection: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(String, Queue), OpenError>> {
+        Box::pin(async move {
+            let conn = connect::connection(&self.settings, Some(connection))
+                .map_err(|e| OpenError::NotOurs(e.to_string()))?;
+            connect::queue(&self.settings, &conn)
+                .await
+                .map_err(|e| OpenError::Failed(format!("{e:#}")))
+        })
     }
-    if let Some(q) = &args.queue {
-        rows.retain(|r| &r.job.queue == q);
-    }
-    Ok((rows, missing))
 }
 
 async fn retry(
@@ -465,62 +408,32 @@ async fn retry(
             ExitCode::FAILURE
         });
     }
-    let now = crate::util::clock::unix_now();
-    let mut queues: HashMap<String, (String, Queue)> = HashMap::new();
-    for row in &rows {
-        let job = &row.job;
-        // Onto the connection the row names, as queue:retry does: `redis` (and the names given with
-        // --connection) is our Redis; the app's database connections are the jobs table.
-        let name = if args.connections.iter().any(|c| c == &job.connection) {
-            "redis".to_owned()
-        } else {
-            job.connection.clone()
-        };
-        if !queues.contains_key(&name) {
-            let conn = match connect::connection(settings, Some(&name)) {
-                Ok(c) => c,
-                Err(err) => {
-                    eprintln!(
-                        "Not retrying failed job [{}]: its connection [{}] is not one defer-worker pushes to ({err}); use `php artisan queue:retry`, or --connection={} if that connection is this Redis",
-                        job.uuid, job.connection, job.connection
-                    );
-                    ok = false;
-                    continue;
-                }
-            };
-            let opened = connect::queue(settings, &conn).await?;
-            queues.insert(name.clone(), opened);
-        }
-        let payload = match check(args, row, now, name == "redis") {
-            Ok(p) => p,
-            Err(why) => {
-                eprintln!("Not retrying failed job [{}]: {why}", job.uuid);
-                ok = false;
-                continue;
-            }
-        };
-        if let Some((store, q)) = queues.get(&name) {
-            q.push_raw(&job.queue, payload.as_bytes(), 0)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot push failed job {} onto queue {} of {store}",
-                        job.uuid, job.queue
-                    )
-                })?;
-        }
-        println!(
+    let options = RetryOptions {
+        redis_connections: args.connections.clone(),
+        keep_retry_until: args.keep_retry_until,
+    };
+    let mut report = |event: RetryEvent<'_>| match event {
+        RetryEvent::Pushed(row) => println!(
             "The failed job [{}] has been pushed back onto the queue!",
-            job.uuid
-        );
-        failed.forget(&job.uuid).await.with_context(|| {
-            format!(
-                "failed job {} is back on queue {} but its failed_jobs row could not be deleted: \
-                 run `defer-worker failed forget {}` so it is not retried twice",
-                job.uuid, job.queue, job.uuid
-            )
-        })?;
-    }
+            row.job.uuid
+        ),
+        RetryEvent::Refused(row, why) => {
+            eprintln!("Not retrying failed job [{}]: {why}", row.job.uuid);
+            ok = false;
+        }
+    };
+    let opener = SettingsOpener {
+        settings: settings.clone(),
+    };
+    retry::retry(
+        &rows,
+        &options,
+        &opener,
+        failed,
+        crate::util::clock::unix_now(),
+        &mut report,
+    )
+    .await?;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -528,44 +441,9 @@ async fn retry(
     })
 }
 
-/// The payload to push for `row`, or why it must stay in failed_jobs.
-fn check(args: &RetryArgs, row: &FailedJobRow, now: i64, redis: bool) -> Result<String, String> {
-    let job = &row.job;
-    let payload = retry::retried_payload(&job.payload, redis).map_err(|e| e.to_string())?;
-    let retry_until = serde_json::from_str::<Json>(&job.payload)
-        .ok()
-        .and_then(|p| p.get("retryUntil").and_then(Json::as_i64));
-    match retry_until {
-        Some(until) if until <= now && !args.keep_retry_until => Err(format!(
-            "its retryUntil ({until}) has passed, so it would fail again at once; \
-             `php artisan queue:retry` recomputes it from the job's retryUntil() method \
-             (or pass --keep-retry-until)"
-        )),
-        _ => Ok(payload),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn class_column_follows_list_failed_command() {
-        let deferred = r#"{"job":"Illuminate\\Queue\\CallQueuedHandler@call","data":{"commandName":"X","command":"O:20:\"App\\Jobs\\DeferredJob\":0:{}"}}"#;
-        assert_eq!(job_class(deferred), "App\\Jobs\\DeferredJob");
-        let string_job = r#"{"job":"App\\Handlers\\Legacy@handle","data":{"x":1}}"#;
-        assert_eq!(job_class(string_job), "App\\Handlers\\Legacy@handle");
-        let encrypted =
-            r#"{"job":"Illuminate\\Queue\\CallQueuedHandler@call","data":{"command":"eyJpdiI6"}}"#;
-        assert_eq!(
-            job_class(encrypted),
-            "Illuminate\\Queue\\CallQueuedHandler@call"
-        );
-        assert_eq!(job_class(r#"{"data":{"command":null}}"#), "");
-        assert_eq!(job_class("not json"), "");
-        assert_eq!(first_quoted(r#"a""b"c"#), Some("b".to_owned()));
-        assert_eq!(first_quoted(r#"x"""#), None);
-    }
 
     #[test]
     fn table_is_laid_out_like_symfony() {

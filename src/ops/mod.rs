@@ -5,6 +5,7 @@
 pub mod clear;
 pub mod config_cmd;
 pub mod connect;
+pub mod console;
 pub mod decode;
 pub mod dispatch;
 pub mod failed;

@@ -83,8 +83,9 @@ pub struct WorkArgs {
     /// SQLite file for failed_jobs when no DB_CONNECTION/DATABASE_URL is set.
     #[arg(long, value_name = "PATH")]
     pub failed_db: Option<std::path::PathBuf>,
-    /// Serve /metrics (Prometheus), /health, /ready and /stats on this address, e.g. 127.0.0.1:9090.
-    /// Off by default.
+    /// Serve /metrics (Prometheus), /health, /ready, /stats and the operator console on this address,
+    /// e.g. 127.0.0.1:9090. Off by default. Elsewhere than loopback the console needs
+    /// DEFER_WORKER_CONSOLE_TOKEN (without it only the probes and /metrics are served).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
 }
@@ -238,6 +239,7 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("--http {addr}: cannot listen"))?;
+            let console = super::console::build(settings, &conn, addr, restart.clone(), false)?;
             let state = HttpState {
                 metrics: Arc::clone(&metrics),
                 queue: queue.clone(),
@@ -245,6 +247,7 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
                 default_queue: conn.queue.clone(),
                 failed: failed.clone(),
                 stopping: shutdown.clone(),
+                console: console.map(Arc::new),
             };
             Some(tokio::spawn(http::serve(
                 listener,
@@ -360,7 +363,7 @@ async fn restart_store(settings: &Settings) -> anyhow::Result<Option<CacheStore>
 }
 
 /// SIGTERM or SIGINT: stop taking jobs and drain. A second signal exits at once (jobs stay reserved).
-fn listen_for_signals(token: CancellationToken) {
+pub fn listen_for_signals(token: CancellationToken) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {

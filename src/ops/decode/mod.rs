@@ -3,8 +3,8 @@
 //! The envelope keys are printed as they are (all of them, unknown ones included, in their order) except
 //! `data.command`, which is replaced by the decoded `command` (see [`crate::php::to_json`] for the
 //! conventions) and `deferred`, the `{action, data}` of a DeferredJob or null for a foreign job.
-//! The conversion itself is in `view.rs`, which imports only the pure layers (php, laravel, deferred) so
-//! the `decode` fuzz target can compile it in by path.
+//! The conversion itself is [`crate::admin::decode`] (shared with `failed show` and the console), which
+//! imports only the pure layers (php, laravel, deferred) so the `decode` fuzz target compiles it in by path.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -14,8 +14,7 @@ use crate::config::Settings;
 use crate::laravel::encrypter::Encrypter;
 use anyhow::Context;
 
-mod view;
-pub use view::{decode, DecodeError};
+pub use crate::admin::decode::{decode, DecodeError};
 
 /// Arguments of `defer-worker decode`.
 #[derive(Debug, clap::Args)]

@@ -1,5 +1,5 @@
-//! The JSON view of one payload (what `defer-worker decode` prints): pure, no I/O, no settings, so the
-//! `decode` fuzz target mounts this file by path.
+//! The JSON view of one payload (what `defer-worker decode`, `failed show` and the console print): pure,
+//! no I/O, no settings, so the `decode` fuzz target mounts this file by path.
 
 use serde_json::{Map, Value as Json};
 

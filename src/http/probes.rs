@@ -1,0 +1,196 @@
+//! The probes and the app's stats endpoint: `/metrics`, `/health`, `/ready`, `/stats` (see the table in
+//! [`super`]). They never need a token: a kubelet, Prometheus or a load balancer calls them, and they
+//! show counts, never a payload.
+
+use futures::future::join_all;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Response, StatusCode};
+use serde_json::{json, Map, Value as Json};
+
+use super::response::{respond, JSON, TEXT};
+use super::{HttpState, PROMETHEUS_TEXT, STORE_TIMEOUT};
+use crate::metrics::QueueDepth;
+use crate::util::clock::unix_now;
+
+/// `/metrics`, `/health`, `/ready`, `/stats`; None for any other path.
+pub async fn route(state: &HttpState, path: &str) -> Option<Response<Full<Bytes>>> {
+    Some(match path {
+        "/metrics" => respond(StatusCode::OK, PROMETHEUS_TEXT, scrape(state).await),
+        "/health" => respond(StatusCode::OK, TEXT, "ok\n"),
+        "/ready" => ready(state).await,
+        "/stats" => stats(state).await,
+        _ => return None,
+    })
+}
+
+/// Reads every queue's depth and the failed_jobs count, records whether each store answered,
+/// and renders the metrics.
+async fn scrape(state: &HttpState) -> String {
+    let now = unix_now();
+    let depths = join_all(
+        state
+            .queues
+            .iter()
+            .map(|q| tokio::time::timeout(STORE_TIMEOUT, state.queue.stats(q))),
+    );
+    let failed = tokio::time::timeout(STORE_TIMEOUT, state.failed.count());
+    let (depths, failed) = tokio::join!(depths, failed);
+
+    let mut redis_up = true;
+    let mut read = Vec::with_capacity(depths.len());
+    for (queue, result) in state.queues.iter().zip(depths) {
+        match result {
+            Ok(Ok(stats)) => read.push(QueueDepth::from_stats(queue, &stats, now)),
+            Ok(Err(error)) if !error.is_connection() => {
+                // Redis answered, but not as a queue should (e.g. WRONGTYPE): a setup problem.
+                tracing::warn!(%error, queue = %queue, "http: cannot read queue depth");
+            }
+            Ok(Err(error)) => {
+                redis_up = false;
+                tracing::debug!(%error, queue = %queue, "http: redis unreachable during scrape");
+            }
+            Err(_) => {
+                redis_up = false;
+                tracing::debug!(queue = %queue, "http: redis did not answer within the scrape timeout");
+            }
+        }
+    }
+    if !state.queues.is_empty() {
+        state.metrics.redis_up(redis_up);
+    }
+    match failed {
+        Ok(Ok(rows)) => {
+            state.metrics.db_up(true);
+            state.metrics.failed_jobs(rows);
+        }
+        Ok(Err(error)) => {
+            state.metrics.db_up(false);
+            tracing::debug!(%error, "http: cannot count failed_jobs during scrape");
+        }
+        Err(_) => {
+            state.metrics.db_up(false);
+            tracing::debug!("http: failed_jobs database did not answer within the scrape timeout");
+        }
+    }
+    state.metrics.render(&read)
+}
+
+async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
+    if state.stopping.is_cancelled() {
+        return respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "not ready: shutting down\n",
+        );
+    }
+    match tokio::time::timeout(STORE_TIMEOUT, state.queue.ping()).await {
+        Ok(Ok(())) => {
+            state.metrics.redis_up(true);
+            respond(StatusCode::OK, TEXT, "ready\n")
+        }
+        Ok(Err(error)) => {
+            state.metrics.redis_up(false);
+            tracing::debug!(%error, "http: /ready: redis ping failed");
+            respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "not ready: redis unreachable\n",
+            )
+        }
+        Err(_) => {
+            state.metrics.redis_up(false);
+            respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "not ready: redis unreachable\n",
+            )
+        }
+    }
+}
+
+/// The queues `/stats` sizes: the worker's, then the default queue if it is not among them.
+fn stats_queues(state: &HttpState) -> Vec<&str> {
+    let mut queues: Vec<&str> = Vec::with_capacity(state.queues.len() + 1);
+    for q in state
+        .queues
+        .iter()
+        .chain(std::iter::once(&state.default_queue))
+    {
+        if !queues.contains(&q.as_str()) {
+            queues.push(q);
+        }
+    }
+    queues
+}
+
+async fn stats(state: &HttpState) -> Response<Full<Bytes>> {
+    let queues = stats_queues(state);
+    let sizes = join_all(
+        queues
+            .iter()
+            .map(|q| tokio::time::timeout(STORE_TIMEOUT, state.queue.size(q))),
+    );
+    let failed = tokio::time::timeout(STORE_TIMEOUT, state.failed.count());
+    let (sizes, failed) = tokio::join!(sizes, failed);
+
+    let mut per_queue = Map::new();
+    for (queue, size) in queues.iter().zip(sizes) {
+        match size {
+            Ok(Ok(n)) => {
+                per_queue.insert((*queue).to_owned(), json!(n));
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, queue = %queue, "http: /stats: cannot read queue size");
+                if error.is_connection() {
+                    state.metrics.redis_up(false);
+                }
+                return unavailable("redis unreachable");
+            }
+            Err(_) => {
+                state.metrics.redis_up(false);
+                return unavailable("redis unreachable");
+            }
+        }
+    }
+    let failed_jobs = match failed {
+        Ok(Ok(n)) => {
+            state.metrics.db_up(true);
+            state.metrics.failed_jobs(n);
+            n
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "http: /stats: cannot count failed_jobs");
+            state.metrics.db_up(false);
+            return unavailable("failed_jobs database unreachable");
+        }
+        Err(_) => {
+            state.metrics.db_up(false);
+            return unavailable("failed_jobs database unreachable");
+        }
+    };
+    let pending_jobs = per_queue
+        .get(&state.default_queue)
+        .cloned()
+        .unwrap_or(json!(0));
+    let body = json!({
+        "queue_system": "Laravel 10 Background Jobs",
+        "performance_equivalent": "Laravel 12 Deferred Functions",
+        "stats": {
+            "pending_jobs": pending_jobs,
+            "failed_jobs": failed_jobs,
+            "queues": state.queues,
+            "workers_active": !state.stopping.is_cancelled(),
+            "pending_per_queue": Json::Object(per_queue),
+        }
+    });
+    respond(StatusCode::OK, JSON, body.to_string())
+}
+
+fn unavailable(reason: &str) -> Response<Full<Bytes>> {
+    respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        JSON,
+        json!({ "error": reason }).to_string(),
+    )
+}
