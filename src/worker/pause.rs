@@ -68,38 +68,29 @@ impl Pauses {
         self.state.subscribe()
     }
 
-    /// SIGUSR2 (`true`) or SIGCONT (`false`); logs a change.
+    /// SIGUSR2 (`true`) or SIGCONT (`false`); logs a change before the loop sees it.
     pub fn set_worker(&self, paused: bool) {
-        let changed = self.state.send_if_modified(|s| {
-            let changed = s.worker != paused;
-            s.worker = paused;
-            changed
-        });
-        if changed {
-            if paused {
-                tracing::warn!(
-                    status = "paused",
-                    "worker paused (SIGUSR2): taking no new job until SIGCONT; running jobs finish"
-                );
-            } else {
-                tracing::info!(status = "resumed", "worker resumed (SIGCONT)");
-            }
-            self.publish(&self.now());
+        if self.state.borrow().worker == paused {
+            return;
         }
+        if paused {
+            tracing::warn!(
+                status = "paused",
+                "worker paused (SIGUSR2): taking no new job until SIGCONT; running jobs finish"
+            );
+        } else {
+            tracing::info!(status = "resumed", "worker resumed (SIGCONT)");
+        }
+        self.state.send_modify(|s| s.worker = paused);
+        self.publish(&self.now());
     }
 
     /// The queues the cache store says are paused; logs each queue that was paused or resumed since
-    /// the last read, as Laravel 13's `WorkerQueuePaused` / `WorkerQueueResumed`.
+    /// the last read (as Laravel 13's `WorkerQueuePaused` / `WorkerQueueResumed`), before the loop
+    /// sees the change. Only the flag watcher calls it.
     pub fn set_queues(&self, connection: &str, paused: BTreeSet<String>) {
-        let mut before = BTreeSet::new();
-        let changed = self.state.send_if_modified(|s| {
-            if s.queues == paused {
-                return false;
-            }
-            before = std::mem::replace(&mut s.queues, paused.clone());
-            true
-        });
-        if !changed {
+        let before = self.state.borrow().queues.clone();
+        if before == paused {
             return;
         }
         for queue in paused.difference(&before) {
@@ -108,6 +99,7 @@ impl Pauses {
         for queue in before.difference(&paused) {
             tracing::info!(connection, queue = %queue, status = "resumed", "queue resumed");
         }
+        self.state.send_modify(|s| s.queues = paused);
         self.publish(&self.now());
     }
 
