@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::response::{respond, JSON, TEXT};
 use super::{HttpState, PROMETHEUS_TEXT, STORE_TIMEOUT};
-use crate::metrics::QueueDepth;
+use crate::metrics::{Metrics, QueueDepth};
 use crate::util::clock::unix_now;
 
 /// `/metrics`, `/health`, `/ready`, `/stats`; None for any other path.
@@ -87,7 +87,7 @@ async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
     match tokio::time::timeout(STORE_TIMEOUT, state.queue.ping()).await {
         Ok(Ok(())) => {
             state.metrics.redis_up(true);
-            respond(StatusCode::OK, TEXT, "ready\n")
+            respond(StatusCode::OK, TEXT, ready_text(&state.metrics))
         }
         Ok(Err(error)) => {
             state.metrics.redis_up(false);
@@ -107,6 +107,23 @@ async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
             )
         }
     }
+}
+
+/// `ready`, then what the worker skips: a paused worker keeps its jobs and a paused queue is the
+/// operator's choice, so neither makes it unready (PHP's `queue:work` stays up while paused too).
+fn ready_text(metrics: &Metrics) -> String {
+    let Some(paused) = metrics.paused() else {
+        return "ready\n".to_owned();
+    };
+    let mut text = "ready\n".to_owned();
+    if paused.worker {
+        text.push_str("worker paused (SIGUSR2): taking no new job until SIGCONT\n");
+    }
+    let queues = paused.paused_queues();
+    if !queues.is_empty() {
+        text.push_str(&format!("paused queues: {}\n", queues.join(",")));
+    }
+    text
 }
 
 /// The queues `/stats` sizes: the worker's, then the default queue if it is not among them.
