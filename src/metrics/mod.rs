@@ -25,4 +25,6 @@ mod text;
 
 pub use depth::QueueDepth;
 pub use histogram::BUCKETS;
-pub use registry::{InFlight, JobOutcome, Metrics, MAX_LABEL_LEN, MAX_SERIES, NO_ACTION, OTHER};
+pub use registry::{
+    InFlight, JobOutcome, JobTotals, Metrics, MAX_LABEL_LEN, MAX_SERIES, NO_ACTION, OTHER,
+};
