@@ -15,11 +15,12 @@
 //! 6. [`app`]: the app's own rows (orders, vendors, settings) for the actions.
 //! 7. [`actions`]: what each action kind does; never sees the queue.
 //! 8. [`metrics`]: counters and histograms the worker records and `/metrics` renders.
-//! 9. [`worker`]: the only place tying queue, actions and failed jobs together.
-//! 10. [`admin`]: what an operator does to failed jobs and queues, shared by the CLI and the console.
-//! 11. [`http`]: `/metrics`, `/health`, `/ready`, `/stats`, and the operator console.
-//! 12. [`ops`]: the subcommands, and the wiring of `work`.
-//! 13. [`cli`]: the command line.
+//! 9. [`fleet`]: every worker's announcement and the fleet's job history, in the app's Redis.
+//! 10. [`worker`]: the only place tying queue, actions and failed jobs together.
+//! 11. [`admin`]: what an operator does to failed jobs and queues, shared by the CLI and the console.
+//! 12. [`http`]: `/metrics`, `/health`, `/ready`, `/stats`, and the operator console.
+//! 13. [`ops`]: the subcommands, and the wiring of `work`.
+//! 14. [`cli`]: the command line.
 
 pub mod actions;
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod deferred;
+pub mod fleet;
 pub mod http;
 pub mod laravel;
 pub mod metrics;

@@ -8,7 +8,7 @@
 //! | `/metrics` | 200, [`Metrics::render`] with each queue's depth read from Redis now; while Redis or the database is unreachable the scrape still answers, with `defer_worker_redis_up 0` / `defer_worker_db_up 0` and without the gauges it could not read |
 //! | `/health` | 200 `ok` while the process runs |
 //! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a paused worker or queue stays ready, with a line saying so (`paused queues: emails,default`) |
-//! | `/stats` | 200 `{"queue_system":…,"performance_equivalent":…,"stats":{"pending_jobs","failed_jobs","queues","workers_active","pending_per_queue"}}`; 503 `{"error":…}` when a store cannot be read |
+//! | `/stats` | 200 `{"queue_system":…,"performance_equivalent":…,"stats":{"pending_jobs","failed_jobs","queues","workers_active","pending_per_queue"[,"workers"]}}`; 503 `{"error":…}` when a store cannot be read |
 //! | `/`, `/workers`, `/failed…`, `/queues…`, `/login`, `/api/…` | the console ([`console`]), when mounted; else 404 |
 //! | other | 404 (405 for other methods) |
 //!
@@ -16,8 +16,10 @@
 //! delayed + reserved) of the app's default queue only (`REDIS_QUEUE`, else `default`), `failed_jobs`
 //! counts the failed_jobs rows. Where the app hard-codes values we report real ones: `queues` is the
 //! list this worker serves (the app always answers `default, whatsapp, analytics, emails, cache`), and
-//! `workers_active` is false once the worker is shutting down. `pending_per_queue` is ours: each
-//! queue's size, the default queue included.
+//! `workers_active` is the whole fleet's: true while this worker runs (false once it is shutting
+//! down) or any other worker is in the fleet registry. `pending_per_queue` is ours: each queue's size,
+//! the default queue included; so is `workers`, the number of workers in the registry, present when
+//! the registry is on and answered (without it, `workers_active` is this worker's alone).
 //!
 //! The server listens only on the listener it is given. The probes never write to Redis or the
 //! database; only the console's POST actions do (retry, forget, pause, resume, clear). No response
@@ -36,6 +38,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::fleet::FleetStore;
 use crate::laravel::failed_jobs::FailedJobs;
 use crate::laravel::queue::Queue;
 use crate::metrics::Metrics;
@@ -64,6 +67,18 @@ pub struct HttpState {
     /// The worker's own shutdown token: once cancelled `/ready` answers 503 and `workers_active`
     /// is false, while `/metrics` keeps answering through the drain.
     pub stopping: CancellationToken,
+    /// The fleet registry, for `/stats`'s `workers_active` and `workers` and the console's Workers
+    /// page and history; `None` when it is off.
+    pub fleet: Option<FleetView>,
     /// The operator console, when mounted (None: its paths answer 404).
     pub console: Option<Arc<Console>>,
+}
+
+/// The fleet registry as this process reads it.
+#[derive(Clone, Debug)]
+pub struct FleetView {
+    pub store: FleetStore,
+    /// This worker's id in the registry: it is not "another worker" while it shuts down (empty for
+    /// the `console` command, which is no worker).
+    pub own_id: String,
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::response::{respond, JSON, TEXT};
 use super::{HttpState, PROMETHEUS_TEXT, STORE_TIMEOUT};
+use crate::fleet::list_workers;
 use crate::metrics::{Metrics, QueueDepth};
 use crate::util::clock::unix_now;
 
@@ -190,18 +191,46 @@ async fn stats(state: &HttpState) -> Response<Full<Bytes>> {
         .get(&state.default_queue)
         .cloned()
         .unwrap_or(json!(0));
-    let body = json!({
+    let running = !state.stopping.is_cancelled();
+    let (workers_active, workers) = match fleet_workers(state).await {
+        Some((others, total)) => (running || others > 0, Some(total)),
+        None => (running, None),
+    };
+    let mut body = json!({
         "queue_system": "Laravel 10 Background Jobs",
         "performance_equivalent": "Laravel 12 Deferred Functions",
         "stats": {
             "pending_jobs": pending_jobs,
             "failed_jobs": failed_jobs,
             "queues": state.queues,
-            "workers_active": !state.stopping.is_cancelled(),
+            "workers_active": workers_active,
             "pending_per_queue": Json::Object(per_queue),
         }
     });
+    if let Some(n) = workers {
+        body["stats"]["workers"] = json!(n);
+    }
     respond(StatusCode::OK, JSON, body.to_string())
+}
+
+/// Workers in the fleet registry other than this one, and in all; `None` when the registry is off or
+/// cannot be read now (logged).
+async fn fleet_workers(state: &HttpState) -> Option<(usize, usize)> {
+    let fleet = state.fleet.as_ref()?;
+    match tokio::time::timeout(STORE_TIMEOUT, list_workers(&fleet.store)).await {
+        Ok(Ok(workers)) => {
+            let others = workers.iter().filter(|w| w.id != fleet.own_id).count();
+            Some((others, workers.len()))
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "http: /stats: cannot read the fleet registry");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("http: /stats: the fleet registry did not answer in time");
+            None
+        }
+    }
 }
 
 fn unavailable(reason: &str) -> Response<Full<Bytes>> {

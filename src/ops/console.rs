@@ -16,11 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect;
 use super::failed::SettingsOpener;
-use super::work::listen_for_signals;
+use super::work::{fleet_store, listen_for_signals};
 use crate::admin::retry::RetryOptions;
 use crate::config::Settings;
 use crate::http::auth::Tokens;
-use crate::http::{self, Console, HttpState};
+use crate::http::{self, Console, FleetView, HttpState};
 use crate::laravel::cache_store::CacheStore;
 use crate::laravel::connection::{Connection, Driver};
 use crate::metrics::Metrics;
@@ -162,6 +162,10 @@ pub async fn run(args: &ConsoleArgs, settings: &Settings) -> anyhow::Result<Exit
         default_queue: conn.queue.clone(),
         failed,
         stopping: shutdown.clone(),
+        fleet: fleet_store(settings).await.map(|store| FleetView {
+            store,
+            own_id: String::new(),
+        }),
         console: Some(Arc::new(console)),
     };
     tracing::info!(addr = %args.http, "console: open http://{}/", args.http);
