@@ -298,6 +298,44 @@ async fn api_shows_what_redis_and_failed_jobs_hold_and_retries_a_job_that_then_r
     assert!(worker.wait(Duration::from_secs(30)).success());
     assert_eq!(worker.uuids("done"), vec![uuid.clone()]);
 
+    // The fleet's history (flushed by both workers as they stopped) counts the two failures and the
+    // retried run; the registry lists a running worker with its queues.
+    let (status, history) = get_json(&c, "/api/history?span=hour", READ).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let emails = |stat: &str| -> u64 {
+        history["buckets"]
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .flat_map(|b| b["series"].as_array().cloned().unwrap_or_default())
+            .filter(|s| s["queue"] == "emails" && s["action"] == "email_notification")
+            .map(|s| s[stat].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!((emails("failed"), emails("done")), (2, 1), "{history}");
+    assert_eq!(
+        get_json(&c, "/api/history?span=year", READ).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let running = w.worker(&["--queue=default,analytics-idle"], LOG_ALL);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, workers) = get_json(&c, "/api/workers", READ).await;
+        let listed = workers.as_array().into_iter().flatten().any(|wk| {
+            wk["pid"] == running.child.id()
+                && wk["queues"] == serde_json::json!(["default", "analytics-idle"])
+        });
+        if listed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never showed in /api/workers: {workers}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(running);
+
     // Forget the other one.
     let (status, _) = post(
         &c,

@@ -59,7 +59,19 @@ async fn a_browser_sees_the_queues_and_retries_a_failed_job_that_then_runs() {
         rows.iter().any(|r| r.starts_with("emails 0 0 0")),
         "{rows:?}"
     );
-    assert!(b.source().await.contains("failures-per-hour"));
+    let overview = b.source().await;
+    for chart in [
+        "failures-per-hour",
+        "jobs-hour",
+        "runtime-hour",
+        "jobs-day",
+        "runtime-day",
+    ] {
+        assert!(
+            overview.contains(&format!("id=\"{chart}\"")),
+            "no {chart} chart"
+        );
+    }
     for (path, title) in [
         ("/workers", "Workers"),
         ("/queues", "Queues"),
@@ -139,10 +151,11 @@ async fn a_browser_sees_the_queues_and_retries_a_failed_job_that_then_runs() {
         .await
         .click()
         .await;
-    assert!(r
-        .source()
-        .await
-        .contains("read-only token cannot change anything"));
+    let err = r.find("p.err").await.text().await;
+    assert!(
+        err.contains("read-only token cannot change anything"),
+        "{err}"
+    );
     assert!(paused(&w, "analytics").await);
     r.quit().await;
 }

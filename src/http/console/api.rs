@@ -10,6 +10,7 @@ use super::auth_reveal;
 use super::{data, Ctx};
 use crate::admin::failed::{detail, search};
 use crate::admin::retry::Selection;
+use crate::fleet::Span;
 use crate::http::response::{respond, JSON};
 use crate::http::STORE_TIMEOUT;
 
@@ -26,6 +27,14 @@ pub async fn route(ctx: &Ctx<'_>, method: &Method, segments: &[&str]) -> Respons
             ))
         })),
         (false, ["failed", uuid]) => one(ctx, uuid).await,
+        (false, ["workers"]) => ok_or(data::workers(ctx).await.map(|w| json!(w))),
+        (false, ["history"]) => {
+            let span = ctx.query.get("span").unwrap_or("hour");
+            match span.parse::<Span>() {
+                Ok(span) => ok_or(data::history(ctx, span).await.map(|h| json!(h))),
+                Err(why) => body(StatusCode::BAD_REQUEST, json!({ "error": why })),
+            }
+        }
         (true, ["failed", uuid, "retry"]) => done(
             actions::retry(
                 ctx,

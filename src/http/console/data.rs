@@ -7,6 +7,7 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use super::Ctx;
+use crate::fleet::{list_workers, read_history, Bucket, History, Span, WorkerInfo};
 use crate::http::STORE_TIMEOUT;
 use crate::laravel::failed_jobs::FailedJobRow;
 use crate::metrics::QueueDepth;
@@ -108,6 +109,74 @@ pub async fn failed_rows(ctx: &Ctx<'_>) -> Result<Vec<FailedJobRow>, String> {
     }
 }
 
+/// The fleet's workers; Err when the registry is off or cannot be read.
+pub async fn workers(ctx: &Ctx<'_>) -> Result<Vec<WorkerInfo>, String> {
+    let fleet = ctx.state.fleet.as_ref().ok_or(FLEET_OFF)?;
+    match tokio::time::timeout(STORE_TIMEOUT, list_workers(&fleet.store)).await {
+        Ok(Ok(w)) => Ok(w),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "console: cannot read the fleet registry");
+            Err("cannot read the fleet registry (see the log)".to_owned())
+        }
+        Err(_) => Err("the fleet registry did not answer in time".to_owned()),
+    }
+}
+
+const FLEET_OFF: &str = "the fleet registry is off (no usable Redis for it at start)";
+
+/// The fleet's job history over `span`; Err when the registry is off or cannot be read.
+pub async fn history(ctx: &Ctx<'_>, span: Span) -> Result<History, String> {
+    let fleet = ctx.state.fleet.as_ref().ok_or(FLEET_OFF)?;
+    match tokio::time::timeout(STORE_TIMEOUT, read_history(&fleet.store, span)).await {
+        Ok(Ok(h)) => Ok(h),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "console: cannot read the fleet history");
+            Err("cannot read the fleet history (see the log)".to_owned())
+        }
+        Err(_) => Err("the fleet history did not answer in time".to_owned()),
+    }
+}
+
+/// One bar of a throughput chart: jobs finished (done, failed, released, handed off) and their mean
+/// run time in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throughput {
+    pub start: i64,
+    pub jobs: u64,
+    pub mean_ms: f64,
+}
+
+/// `buckets` folded `per` at a time (60 minute buckets make an hour), oldest first.
+pub fn throughput(buckets: &[Bucket], per: usize) -> Vec<Throughput> {
+    buckets
+        .chunks(per.max(1))
+        .map(|chunk| {
+            let (mut jobs, mut secs) = (0u64, 0.0f64);
+            for s in chunk.iter().flat_map(|b| &b.series) {
+                jobs += s.done + s.failed + s.released + s.handed_off;
+                secs += s.run_time_secs;
+            }
+            Throughput {
+                start: chunk.first().map_or(0, |b| b.start),
+                jobs,
+                mean_ms: if jobs > 0 {
+                    secs * 1000.0 / jobs as f64
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
+/// `HH:MM` of a unix second in the app timezone.
+pub fn clock_label(at: i64, tz: chrono_tz::Tz) -> String {
+    Utc.timestamp_opt(at, 0)
+        .single()
+        .map(|t| t.with_timezone(&tz).format("%H:%M").to_string())
+        .unwrap_or_default()
+}
+
 /// Failed jobs per hour over the last 24 hours, oldest first: (the hour's start, `HH:MM` in the app timezone, count).
 pub fn failures_per_hour(rows: &[FailedJobRow], tz: chrono_tz::Tz, now: i64) -> Vec<(String, u64)> {
     let this_hour = now - now.rem_euclid(3600);
@@ -129,15 +198,7 @@ pub fn failures_per_hour(rows: &[FailedJobRow], tz: chrono_tz::Tz, now: i64) -> 
     counts
         .into_iter()
         .enumerate()
-        .map(|(i, n)| {
-            let start = first + i as i64 * 3600;
-            let label = Utc
-                .timestamp_opt(start, 0)
-                .single()
-                .map(|t| t.with_timezone(&tz).format("%H:%M").to_string())
-                .unwrap_or_default();
-            (label, n)
-        })
+        .map(|(i, n)| (clock_label(first + i as i64 * 3600, tz), n))
         .collect()
 }
 
@@ -158,6 +219,40 @@ mod tests {
                 failed_at: at.into(),
             },
         }
+    }
+
+    #[test]
+    fn throughput_folds_buckets() {
+        use crate::fleet::SeriesCounts;
+        let bucket = |start, done, secs| Bucket {
+            start,
+            series: vec![SeriesCounts {
+                done,
+                run_time_secs: secs,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let hours = throughput(
+            &[bucket(0, 2, 1.0), bucket(60, 2, 0.0), bucket(120, 0, 0.0)],
+            2,
+        );
+        assert_eq!(
+            hours[0],
+            Throughput {
+                start: 0,
+                jobs: 4,
+                mean_ms: 250.0
+            }
+        );
+        assert_eq!(
+            hours[1],
+            Throughput {
+                start: 120,
+                jobs: 0,
+                mean_ms: 0.0
+            }
+        );
     }
 
     #[test]

@@ -3,15 +3,16 @@
 //!
 //! | page | what |
 //! | --- | --- |
-//! | `GET /` | per queue ready / delayed / reserved, the oldest ready job's age, paused; failures per hour (24 h) |
-//! | `GET /workers` | the fleet |
+//! | `GET /` | per queue ready / delayed / reserved, the oldest ready job's age, paused; jobs and mean run time per minute (last hour) and per hour (24 h) from the fleet history; failures per hour (24 h, from failed_jobs) |
+//! | `GET /workers` | the fleet registry: every `work` process, its queues, jobs running, paused queues, last beat |
 //! | `GET /failed?queue=&action=&q=&since=&until=` | failed jobs, searched; `GET /failed/{uuid}` one job decoded (`?reveal=1`: unmasked, admin) |
 //! | `GET /queues` | pause, resume, clear, each through a confirmation page (`GET /queues/{queue}/{action}`) |
 //!
 //! | API | answer |
 //! | --- | --- |
 //! | `GET /api/queues` | `[{queue, ready, delayed, reserved, size, oldest_ready_age, paused}]` |
-//! | `GET /api/workers`, `GET /api/history` | the fleet, its history |
+//! | `GET /api/workers` | the fleet registry, a list of `WorkerInfo` |
+//! | `GET /api/history?span=hour\|day\|week` | the fleet's `History` (minute buckets for an hour or a day, hour buckets for a week) |
 //! | `GET /api/failed` (same query as the page), `GET /api/failed/{uuid}` | summaries; one job decoded and masked (`?reveal=1`, admin: unmasked) |
 //! | `POST /api/failed/{uuid}/retry`, `…/forget`, `/api/queues/{queue}/pause`, `…/resume` | `{"ok":true,"message":…}`, or `{"error":…}` with 4xx/5xx |
 //!

@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode};
 use super::actions::{self, QueueAction};
 use super::html::{age, enc, esc, flash, page, post_button, table};
 use super::{chart, data, Ctx};
+use crate::fleet::Span;
 use crate::http::response::{redirect, respond, HTML};
 use crate::util::clock::unix_now;
 
@@ -75,6 +76,8 @@ pub async fn overview(ctx: &Ctx<'_>) -> Response<Full<Bytes>> {
         "<p class=\"muted\">Oldest ready: how long the next job has waited (? when its payload has no createdAt, Laravel before 12).</p>",
     );
     body.push_str("<div class=\"cards\">");
+    body.push_str(&history_cards(ctx, Span::Hour, 1, "per minute, last hour", "hour").await);
+    body.push_str(&history_cards(ctx, Span::Day, 60, "per hour, 24 h", "day").await);
     match data::failed_rows(ctx).await {
         Ok(rows) => {
             let hours = data::failures_per_hour(&rows, ctx.state.failed.timezone(), unix_now());
@@ -95,14 +98,85 @@ pub async fn overview(ctx: &Ctx<'_>) -> Response<Full<Bytes>> {
     html(StatusCode::OK, "Overview", "/", &body)
 }
 
-/// `GET /workers`.
-pub async fn workers(_ctx: &Ctx<'_>) -> Response<Full<Bytes>> {
-    html(
-        StatusCode::OK,
-        "Workers",
-        "/workers",
-        "<p class=\"muted\">The fleet registry is not in this build.</p>",
-    )
+/// `GET /workers`: the fleet registry.
+pub async fn workers(ctx: &Ctx<'_>) -> Response<Full<Bytes>> {
+    let mut body = String::new();
+    match data::workers(ctx).await {
+        Ok(workers) => {
+            let now = unix_now() as f64;
+            let in_flight: i64 = workers.iter().map(|w| w.in_flight).sum();
+            let _ = write!(
+                body,
+                "<p id=\"fleet\">{} worker(s), {in_flight} job(s) running.</p>",
+                workers.len()
+            );
+            let cells: Vec<Vec<String>> = workers
+                .iter()
+                .map(|w| {
+                    let paused = if w.paused.is_empty() {
+                        "<span class=\"muted\">none</span>".to_owned()
+                    } else {
+                        esc(&w.paused.join(", "))
+                    };
+                    vec![
+                        esc(&w.host),
+                        w.pid.to_string(),
+                        esc(&w.queues.join(", ")),
+                        format!("{} / {}", w.in_flight, w.concurrency),
+                        paused,
+                        esc(&w.connection),
+                        esc(&w.version),
+                        age(now - w.started_at as f64),
+                        format!("{} ago", age(now - w.last_beat as f64)),
+                    ]
+                })
+                .collect();
+            let headers = [
+                "Host",
+                "#Pid",
+                "Queues",
+                "#Running",
+                "Paused",
+                "Connection",
+                "Version",
+                "#Up",
+                "#Last beat",
+            ];
+            body.push_str(&table(&headers, &cells, "workers"));
+            body.push_str(
+                "<p class=\"muted\">Every <code>work</code> process announces itself every 5 s; \
+                 one that stops beating leaves the list within 15 s.</p>",
+            );
+        }
+        Err(why) => {
+            let _ = write!(body, "<p class=\"err\">{}</p>", esc(&why));
+        }
+    }
+    html(StatusCode::OK, "Workers", "/workers", &body)
+}
+
+/// The throughput and run-time charts of one span (`per` buckets folded into one bar).
+async fn history_cards(ctx: &Ctx<'_>, span: Span, per: usize, title: &str, id: &str) -> String {
+    let tz = ctx.state.failed.timezone();
+    match data::history(ctx, span).await {
+        Ok(h) => {
+            let bars = data::throughput(&h.buckets, per);
+            let labels: Vec<String> = bars
+                .iter()
+                .map(|b| data::clock_label(b.start, tz))
+                .collect();
+            let jobs: Vec<f64> = bars.iter().map(|b| b.jobs as f64).collect();
+            let ms: Vec<f64> = bars.iter().map(|b| b.mean_ms).collect();
+            let total: f64 = jobs.iter().sum();
+            format!(
+                "<div class=\"card\"><h2>Jobs {title} ({total} finished)</h2>{}</div>\
+                 <div class=\"card\"><h2>Mean run time {title}, ms</h2>{}</div>",
+                chart::bars(&format!("jobs-{id}"), &labels, &jobs, "jobs"),
+                chart::bars(&format!("runtime-{id}"), &labels, &ms, "ms")
+            )
+        }
+        Err(why) => format!("<p class=\"muted\">History: {}</p>", esc(&why)),
+    }
 }
 
 /// `GET /queues`.
