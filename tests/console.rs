@@ -232,6 +232,8 @@ async fn api_shows_what_redis_and_failed_jobs_hold_and_retries_a_job_that_then_r
     let (status, one) = get_json(&c, &format!("/api/failed/{uuid}"), READ).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["payload"]["deferred"]["action"], "email_notification");
+    assert_eq!(one["attempts"], 1, "failed on its first attempt");
+    assert_eq!(one["uuid"], one["payload"]["uuid"]);
     assert_eq!(
         one["payload"]["deferred"]["data"]["customer_email"],
         "j***@***"

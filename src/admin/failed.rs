@@ -161,7 +161,8 @@ pub fn search(rows: &[FailedJobRow], filter: &Filter, encrypter: &Encrypter) -> 
 }
 
 /// One row with its payload decoded (`failed show --json`): `payload` is the decoded document, or
-/// the raw payload with `payload_error` saying why it did not decode. `masked` masks personal data
+/// the raw payload with `payload_error` saying why it did not decode; `attempts` the attempts made,
+/// the failing one included (null when the payload does not count them). `masked` masks personal data
 /// and secrets in the payload and the exception ([`mask_json`], [`mask_text`]).
 pub fn detail(row: &FailedJobRow, encrypter: &Encrypter, masked: bool) -> Json {
     let job = &row.job;
@@ -177,7 +178,13 @@ pub fn detail(row: &FailedJobRow, encrypter: &Encrypter, masked: bool) -> Json {
             Json::String(e.to_string()),
         ),
     };
-    let attempts = payload.get("attempts").cloned().unwrap_or(Json::Null);
+    // The stored payload is the one from the ready list, before the pop that failed counted itself
+    // (Laravel's RedisJob::getRawBody), so the attempts made are one more; the database driver keeps
+    // its count in the jobs row, not in the payload (null).
+    let attempts = payload
+        .get("attempts")
+        .and_then(Json::as_u64)
+        .map_or(Json::Null, |a| Json::from(a + 1));
     let (payload, exception) = if masked {
         (mask_json(&payload), mask_text(&job.exception))
     } else {
@@ -311,7 +318,10 @@ mod tests {
         let masked = detail(&r, &enc, true);
         assert_eq!(masked["payload"]["deferred"]["data"]["email"], "j***@***");
         assert_eq!(masked["exception"], "to j***@***");
-        assert_eq!(masked["attempts"], 3);
+        assert_eq!(
+            masked["attempts"], 4,
+            "the payload's 3 earlier attempts and the failing one"
+        );
         let open = detail(&r, &enc, false);
         assert_eq!(open["payload"]["deferred"]["data"]["email"], "jane@shop.io");
         assert_eq!(open["exception"], "to jane@shop.io");

@@ -20,6 +20,10 @@ const SECRET_KEYS: &[&str] = &[
     "app_key",
 ];
 
+/// Envelope keys Laravel writes whose values are ids and class names, never personal data: left as
+/// they are (a job id is 32 random characters, which would look like a token).
+const ENVELOPE_KEYS: &[&str] = &["id", "uuid", "displayName", "job", "commandName", "__class"];
+
 /// The fewest digits a run needs to be taken for a phone number (E.164 numbers with their country
 /// code, as WhatsApp takes them, have 10 to 15; dates like 2026-12-06 are left alone).
 const PHONE_DIGITS: usize = 9;
@@ -36,6 +40,7 @@ pub fn mask_json(value: &Json) -> Json {
             map.iter()
                 .map(|(k, v)| {
                     let v = match v {
+                        Json::String(_) if ENVELOPE_KEYS.contains(&k.as_str()) => v.clone(),
                         Json::String(_) | Json::Number(_) if is_secret_key(k) => {
                             Json::String(HIDDEN.to_owned())
                         }
@@ -221,6 +226,7 @@ mod tests {
         let v = json!({
             "data": {"customer_email": "a@b.co", "mobile": "+919876543210", "order_id": 12},
             "access_token": "short",
+            "id": "bUbpAUbJgRNT7PTJXpb5hxBKZ1xm0Hf9",
             "list": ["x", "c@d.io"],
         });
         assert_eq!(
@@ -228,6 +234,7 @@ mod tests {
             json!({
                 "data": {"customer_email": "a***@***", "mobile": "***10", "order_id": 12},
                 "access_token": "***",
+                "id": "bUbpAUbJgRNT7PTJXpb5hxBKZ1xm0Hf9",
                 "list": ["x", "c***@***"],
             })
         );

@@ -5,11 +5,12 @@ use std::fmt::Write;
 
 use super::html::esc;
 
-const W: f64 = 600.0;
-const H: f64 = 170.0;
-const LEFT: f64 = 44.0;
-const BOTTOM: f64 = 22.0;
-const TOP: f64 = 8.0;
+// A small canvas, so the labels stay readable when a card scales it to a phone's width.
+const W: f64 = 320.0;
+const H: f64 = 120.0;
+const LEFT: f64 = 30.0;
+const BOTTOM: f64 = 16.0;
+const TOP: f64 = 6.0;
 
 /// A bar chart of `values` (one per bucket, oldest first) with `labels` of the same length; `unit`
 /// follows each value in the bars' titles. `id` names the `<svg>` element.
@@ -31,11 +32,11 @@ pub fn bars(id: &str, labels: &[String], values: &[f64], unit: &str) -> String {
     let _ = write!(
         out,
         "<line x1=\"{LEFT}\" y1=\"{base}\" x2=\"{W}\" y2=\"{base}\" stroke=\"#b8c0cc\"/>\
-         <text x=\"{x}\" y=\"{y}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6475\">{}</text>\
-         <text x=\"{x}\" y=\"{base}\" font-size=\"11\" text-anchor=\"end\" fill=\"#5b6475\">0</text>",
+         <text x=\"{x}\" y=\"{y}\" font-size=\"9\" text-anchor=\"end\" fill=\"#5b6475\">{}</text>\
+         <text x=\"{x}\" y=\"{base}\" font-size=\"9\" text-anchor=\"end\" fill=\"#5b6475\">0</text>",
         number(max),
         x = LEFT - 4.0,
-        y = TOP + 10.0,
+        y = TOP + 8.0,
     );
     for (i, v) in values.iter().enumerate() {
         let h = (v * scale).max(if *v > 0.0 { 1.0 } else { 0.0 });
@@ -63,8 +64,8 @@ pub fn bars(id: &str, labels: &[String], values: &[f64], unit: &str) -> String {
         };
         let _ = write!(
             out,
-            "<text x=\"{x:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"{anchor}\" fill=\"#5b6475\">{}</text>",
-            H - 6.0,
+            "<text x=\"{x:.1}\" y=\"{}\" font-size=\"9\" text-anchor=\"{anchor}\" fill=\"#5b6475\">{}</text>",
+            H - 4.0,
             esc(label)
         );
     }
