@@ -155,9 +155,7 @@ fn mask_phones(text: &str) -> String {
         let mut end = i + 1;
         while end < chars.len() {
             let c = chars[end];
-            if c.is_ascii_digit() {
-                end += 1;
-            } else if " -.()".contains(c) && next_is_digit(&chars, end) {
+            if c.is_ascii_digit() || (" -.()".contains(c) && next_is_digit(&chars, end)) {
                 end += 1;
             } else {
                 break;
