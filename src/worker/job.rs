@@ -359,6 +359,7 @@ mod tests {
             original,
             invalid: None,
             attempts: None,
+            reserved_until: 0,
         }
     }
 
