@@ -241,9 +241,10 @@ fn kill_9_mid_run_brings_the_jobs_back_after_retry_after() {
         .map(|(_, s)| *s)
         .fold(0.0, f64::max);
     assert!(
-        w.wait_until(Duration::from_secs(30), || reserved(&w, "leases")
-            .iter()
-            .all(|(_, s)| *s > popped_until)),
+        w.wait_until(Duration::from_secs(30), || {
+            let held = reserved(&w, "leases");
+            held.len() == 3 && held.iter().all(|(_, s)| *s > popped_until)
+        }),
         "the leases were extended; log:\n{}",
         ours.log_text()
     );
