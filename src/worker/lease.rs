@@ -4,9 +4,10 @@
 //!
 //! The lease runs beside the job in the job's own task: nothing while the job is shorter than the first
 //! extension, then one round trip per extension ([`Queue::extend_reservation`]) every third of
-//! `retry_after` (at least a second), always early enough that the reservation never runs out: a
+//! `retry_after` (at least a second), early enough that the reservation does not run out: a
 //! reservation is whole seconds and a migration takes it at its last second, so the next extension is
-//! due at the latest [`every`](Lease::every) before that second. An extension that finds the
+//! due at the latest [`every`](Lease::every) before that second, though never within [`MIN_GAP`] of the
+//! last one (with `retry_after` 1 a reservation may be shorter than that: use 2 or more). An extension that finds the
 //! reservation gone means another worker has the job: it is logged, counted
 //! (`defer_worker_lease_lost_total`) and reported as [`Kept::Lost`], so the job's delete or release is
 //! skipped and the other worker's reservation stays untouched.
@@ -23,6 +24,11 @@ use tokio::sync::Notify;
 use crate::laravel::queue::{Queue, ReservedJob};
 use crate::metrics::Metrics;
 use crate::util::clock::{since_epoch, unix_now};
+
+/// The least time between two extensions (and from the pop to the first), so a reservation shorter
+/// than a period (`retry_after` 1: whole seconds leave it 0–1 s) never makes the lease spin, and a
+/// job that ends within it never costs an extension.
+const MIN_GAP: Duration = Duration::from_millis(250);
 
 /// Whether the job was still ours when it finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,11 +137,11 @@ impl<'a> Lease<'a> {
 
 /// How long from `now` (since the UNIX epoch) until the next extension of a reservation that runs out
 /// at `expires_at` (whole UNIX seconds, taken back from that second on): `every` from now, but no
-/// later than `every` before `expires_at`, and at once when that is already past.
+/// later than `every` before `expires_at`; never sooner than [`MIN_GAP`].
 fn next_extension(now: Duration, expires_at: i64, every: Duration) -> Duration {
     let deadline =
         Duration::from_secs(u64::try_from(expires_at).unwrap_or(0)).saturating_sub(every);
-    deadline.saturating_sub(now).min(every)
+    deadline.saturating_sub(now).min(every).max(MIN_GAP)
 }
 
 #[cfg(test)]
@@ -147,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn extends_every_third_of_retry_after_and_never_more_often_than_every_second() {
+    fn the_period_is_a_third_of_retry_after_and_at_least_a_second() {
         assert_eq!(Lease::every(90), secs(30.0));
         assert_eq!(Lease::every(2), secs(1.0));
         assert_eq!(Lease::every(1), secs(1.0));
@@ -165,24 +171,23 @@ mod tests {
 
     #[test]
     fn the_next_extension_leaves_a_period_before_the_reservation_runs_out() {
-        // retry_after 2, reserved at 1000.9 until 1002: a migration takes it at 1002.0, so extend by
-        // 1001.0 (0.1 s from now), not at 1001.9.
-        let wait = next_extension(secs(1000.9), 1002, secs(1.0));
-        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
+        // retry_after 2, reserved at 1000.6 until 1002: a migration takes it at 1002.0, so extend by
+        // 1001.0 (0.4 s from now), not at 1001.6.
+        let wait = next_extension(secs(1000.6), 1002, secs(1.0));
+        assert!((wait.as_secs_f64() - 0.4).abs() < 1e-6, "{wait:?}");
         // Reserved at 1000.0 until 1002: a full second.
         assert_eq!(next_extension(secs(1000.0), 1002, secs(1.0)), secs(1.0));
     }
 
     #[test]
-    fn an_overdue_extension_is_due_at_once() {
-        assert_eq!(
-            next_extension(secs(1001.5), 1002, secs(1.0)),
-            Duration::ZERO
-        );
-        assert_eq!(
-            next_extension(secs(5000.0), 1002, secs(30.0)),
-            Duration::ZERO
-        );
-        assert_eq!(next_extension(secs(5.0), -1, secs(1.0)), Duration::ZERO);
+    fn an_extension_never_comes_sooner_than_the_minimum_gap() {
+        // Reserved at 1000.9 until 1002: 0.1 s would be sooner than the gap.
+        assert_eq!(next_extension(secs(1000.9), 1002, secs(1.0)), MIN_GAP);
+        // Overdue, or a reservation of less than a period (retry_after 1, reserved at 1000.2 until
+        // 1001): after the gap, not in a loop.
+        assert_eq!(next_extension(secs(1001.5), 1002, secs(1.0)), MIN_GAP);
+        assert_eq!(next_extension(secs(5000.0), 1002, secs(30.0)), MIN_GAP);
+        assert_eq!(next_extension(secs(1000.2), 1001, secs(1.0)), MIN_GAP);
+        assert_eq!(next_extension(secs(5.0), -1, secs(1.0)), MIN_GAP);
     }
 }
