@@ -15,6 +15,7 @@ mod faults;
 mod fixtures_replay;
 mod http;
 mod layers;
+mod leases;
 mod limits;
 mod max_exceptions;
 mod ops_dispatch;
