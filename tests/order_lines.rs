@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use defer_worker::actions::ActionError;
 use defer_worker::app::{AppDataError, AppSection, LineFamily, LinePrice, SqlValue};
+use defer_worker::laravel::failed_jobs::FailedJob;
 use serde_json::Value as Json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
@@ -168,12 +169,28 @@ async fn families_are_detected_on_sqlite() {
     detection_on(DbKind::Sqlite).await;
 }
 
-/// What one schema gives end to end: the WhatsApp text, the PHP formatter's text for the same rows
-/// (on the code's schema, the one it reads), and the two mails (without their Date and Message-ID).
+/// What one schema gives end to end: the jobs' uuids and outcomes, the WhatsApp texts, the PHP
+/// formatter's text for the same rows (on the code's schema, the one it reads), and the mails (without
+/// their Date and Message-ID).
 struct Sent {
-    text: String,
+    whatsapp: String,
+    email: String,
+    done: Vec<String>,
+    failed: Vec<FailedJob>,
+    texts: Vec<String>,
     php: Option<String>,
     mails: Vec<Json>,
+}
+
+impl Sent {
+    /// Both jobs done, one message sent: its text.
+    fn text(&self) -> &str {
+        let mut expected = vec![self.whatsapp.clone(), self.email.clone()];
+        expected.sort();
+        assert_eq!(self.done, expected, "failed: {:?}", self.failed);
+        assert_eq!(self.texts.len(), 1, "one WhatsApp message");
+        &self.texts[0]
+    }
 }
 
 async fn run_order_on(table: &str, rows: &str) -> Sent {
@@ -220,15 +237,16 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
             >= 2
     });
     worker.signal("TERM");
-    assert!(worker.wait(Duration::from_secs(20)).success());
+    assert!(
+        worker.wait(Duration::from_secs(20)).success(),
+        "{}",
+        worker.log_text()
+    );
     let mut done = worker.uuids("done");
     done.sort();
-    let mut expected = vec![wa, mail];
-    expected.sort();
-    assert_eq!(done, expected, "{}", worker.log_text());
-
+    // (World::failed runs its own runtime: off this one's threads.)
+    let failed = std::thread::scope(|s| s.spawn(|| w.failed()).join().expect("read failed_jobs"));
     let requests = meta.received_requests().await.unwrap_or_default();
-    assert_eq!(requests.len(), 1, "one WhatsApp message");
     let mails = smtp
         .mails()
         .into_iter()
@@ -240,7 +258,11 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
         })
         .collect();
     Sent {
-        text: text_of(&requests[0]),
+        whatsapp: wa,
+        email: mail,
+        done,
+        failed,
+        texts: requests.iter().map(text_of).collect(),
         php: (table == ITEM_TABLE).then(|| php_text(&w, 1)),
         mails,
     }
@@ -249,16 +271,16 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_schemas_send_the_same_whatsapp_text_and_mails() {
     let item = run_order_on(ITEM_TABLE, ITEM_ROWS).await;
-    assert!(item.text.contains(LINES), "{}", item.text);
+    assert!(item.text().contains(LINES), "{}", item.text());
     assert_eq!(
-        Some(&item.text),
-        item.php.as_ref(),
+        Some(item.text()),
+        item.php.as_deref(),
         "the app's formatter on the code's schema"
     );
 
     let product = run_order_on(PRODUCT_TABLE, PRODUCT_ROWS).await;
-    assert!(product.text.contains(LINES), "{}", product.text);
-    assert_eq!(product.text, item.text, "byte for byte on both schemas");
+    assert!(product.text().contains(LINES), "{}", product.text());
+    assert_eq!(product.text(), item.text(), "byte for byte on both schemas");
 
     assert_eq!(item.mails.len(), 2, "{:#?}", item.mails);
     let subjects: Vec<_> = item
@@ -272,4 +294,31 @@ async fn both_schemas_send_the_same_whatsapp_text_and_mails() {
         .is_some_and(|h| h.contains("Order Number : <b>#PITS1001</b>")
             && h.contains("Total Amount : <b>XOF 12,500.50</b>"))));
     assert_eq!(product.mails, item.mails, "the same mails on both schemas");
+}
+
+/// A table with neither family: both jobs fail at once into failed_jobs, the reason naming the table
+/// and the columns looked for; nothing is sent, the worker carries on and stops cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neither_family_fails_the_jobs_with_the_table_and_columns_named() {
+    let sent = run_order_on(
+        "CREATE TABLE order_details (id INT PRIMARY KEY, order_id INT NOT NULL, label VARCHAR(255) NULL, qty INT NULL)",
+        "INSERT INTO order_details (id, order_id, label, qty) VALUES (1, 1, 'Poulet braisé', 2)",
+    )
+    .await;
+    assert!(sent.done.is_empty(), "{:?}", sent.done);
+    assert!(sent.texts.is_empty() && sent.mails.is_empty());
+    let mut uuids: Vec<&str> = sent.failed.iter().map(|f| f.uuid.as_str()).collect();
+    uuids.sort();
+    let mut expected = vec![sent.whatsapp.as_str(), sent.email.as_str()];
+    expected.sort();
+    assert_eq!(uuids, expected, "both jobs in failed_jobs");
+    for f in &sent.failed {
+        assert!(
+            f.exception.contains("table `order_details` has neither")
+                && f.exception.contains("product_name with product_price")
+                && f.exception.contains("it has: id, order_id, label, qty"),
+            "{}",
+            f.exception
+        );
+    }
 }
