@@ -143,6 +143,12 @@ async fn detection_on(db: DbKind) {
     ));
     // The order that does not exist is still just not found: the table is only read for an order.
     assert!(app.order(123_456).await.expect("lookup").is_none());
+    // What shows no lines still reads the order.
+    let summary = app.order_without_lines(1).await.expect("lookup");
+    assert_eq!(
+        summary.map(|b| (b.order.str("order_number"), b.items.len())),
+        Some((Some("PITS1001".to_owned()), 0))
+    );
 
     // No such table: permanent too, saying so.
     sql(&w, "DROP TABLE order_details");
@@ -175,6 +181,7 @@ async fn families_are_detected_on_sqlite() {
 struct Sent {
     whatsapp: String,
     email: String,
+    analytics: String,
     done: Vec<String>,
     failed: Vec<FailedJob>,
     texts: Vec<String>,
@@ -183,9 +190,13 @@ struct Sent {
 }
 
 impl Sent {
-    /// Both jobs done, one message sent: its text.
+    /// Every job done, one message sent: its text.
     fn text(&self) -> &str {
-        let mut expected = vec![self.whatsapp.clone(), self.email.clone()];
+        let mut expected = vec![
+            self.whatsapp.clone(),
+            self.email.clone(),
+            self.analytics.clone(),
+        ];
         expected.sort();
         assert_eq!(self.done, expected, "failed: {:?}", self.failed);
         assert_eq!(self.texts.len(), 1, "one WhatsApp message");
@@ -223,18 +234,19 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
     }
     let wa = via(&w, "deferWhatsApp", None, r#"{"order_id":1}"#);
     let mail = via(&w, "deferEmail", None, r#"{"order_id":1}"#);
+    let analytics = via(&w, "deferAnalytics", None, r#"{"order_id":1}"#);
 
     let config = format!(
         "[actions.whatsapp_notification]\nkind = \"whatsapp\"\n\
          [actions.email_notification]\nkind = \"email\"\nca_file = \"{}\"\n",
         certs.ca.display()
     );
-    let mut worker = w.worker(&["--queue=whatsapp,emails", "--tries=1"], &config);
-    worker.wait_for(Duration::from_secs(60), "both jobs settled", |logs| {
+    let mut worker = w.worker(&["--queue=whatsapp,emails,analytics", "--tries=1"], &config);
+    worker.wait_for(Duration::from_secs(60), "every job settled", |logs| {
         logs.iter()
             .filter(|l| l["outcome"] == "done" || l["outcome"] == "failed")
             .count()
-            >= 2
+            >= 3
     });
     worker.signal("TERM");
     assert!(
@@ -260,6 +272,7 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
     Sent {
         whatsapp: wa,
         email: mail,
+        analytics,
         done,
         failed,
         texts: requests.iter().map(text_of).collect(),
@@ -296,8 +309,9 @@ async fn both_schemas_send_the_same_whatsapp_text_and_mails() {
     assert_eq!(product.mails, item.mails, "the same mails on both schemas");
 }
 
-/// A table with neither family: both jobs fail at once into failed_jobs, the reason naming the table
-/// and the columns looked for; nothing is sent, the worker carries on and stops cleanly.
+/// A table with neither family: the WhatsApp and e-mail jobs fail at once into failed_jobs, the reason
+/// naming the table and the columns looked for; nothing is sent; analytics, which shows no lines, is
+/// done; the worker carries on and stops cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neither_family_fails_the_jobs_with_the_table_and_columns_named() {
     let sent = run_order_on(
@@ -305,7 +319,7 @@ async fn neither_family_fails_the_jobs_with_the_table_and_columns_named() {
         "INSERT INTO order_details (id, order_id, label, qty) VALUES (1, 1, 'Poulet braisé', 2)",
     )
     .await;
-    assert!(sent.done.is_empty(), "{:?}", sent.done);
+    assert_eq!(sent.done, [sent.analytics.clone()]);
     assert!(sent.texts.is_empty() && sent.mails.is_empty());
     let mut uuids: Vec<&str> = sent.failed.iter().map(|f| f.uuid.as_str()).collect();
     uuids.sort();
