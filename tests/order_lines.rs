@@ -184,6 +184,8 @@ struct Sent {
     analytics: String,
     done: Vec<String>,
     failed: Vec<FailedJob>,
+    /// The start-up report: the family detected, or why there is none.
+    report: String,
     texts: Vec<String>,
     php: Option<String>,
     mails: Vec<Json>,
@@ -248,6 +250,23 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
             .count()
             >= 3
     });
+    // The start-up report names the family (or says why there is none).
+    let is_report = |l: &&Json| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("order lines"))
+    };
+    worker.wait_for(Duration::from_secs(30), "the order-lines report", |logs| {
+        logs.iter().any(|l| is_report(&l))
+    });
+    let report = worker
+        .logs()
+        .iter()
+        .find(is_report)
+        .map_or_else(String::new, |l| {
+            let field = l["order_lines"].as_str().or(l["error"].as_str());
+            field.unwrap_or_default().to_owned()
+        });
     worker.signal("TERM");
     assert!(
         worker.wait(Duration::from_secs(20)).success(),
@@ -275,6 +294,7 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
         analytics,
         done,
         failed,
+        report,
         texts: requests.iter().map(text_of).collect(),
         php: (table == ITEM_TABLE).then(|| php_text(&w, 1)),
         mails,
@@ -284,6 +304,7 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_schemas_send_the_same_whatsapp_text_and_mails() {
     let item = run_order_on(ITEM_TABLE, ITEM_ROWS).await;
+    assert_eq!(item.report, "order_details: item_* columns");
     assert!(item.text().contains(LINES), "{}", item.text());
     assert_eq!(
         Some(item.text()),
@@ -292,6 +313,7 @@ async fn both_schemas_send_the_same_whatsapp_text_and_mails() {
     );
 
     let product = run_order_on(PRODUCT_TABLE, PRODUCT_ROWS).await;
+    assert_eq!(product.report, "order_details: product_* columns");
     assert!(product.text().contains(LINES), "{}", product.text());
     assert_eq!(product.text(), item.text(), "byte for byte on both schemas");
 
@@ -320,6 +342,11 @@ async fn neither_family_fails_the_jobs_with_the_table_and_columns_named() {
     )
     .await;
     assert_eq!(sent.done, [sent.analytics.clone()]);
+    assert!(
+        sent.report.contains("table `order_details` has neither"),
+        "{}",
+        sent.report
+    );
     assert!(sent.texts.is_empty() && sent.mails.is_empty());
     let mut uuids: Vec<&str> = sent.failed.iter().map(|f| f.uuid.as_str()).collect();
     uuids.sort();
