@@ -345,6 +345,11 @@ async fn report_order_columns(app: AppData) {
     match app.order_columns().await {
         Ok(columns) => tracing::info!(order_lines = %columns, "order lines"),
         Err(e) if e.is_unavailable() => {}
+        // A database without the app's tables (only failed_jobs, say) is not worth a warning: the
+        // actions that read lines say so when they run.
+        Err(e) if e.is_missing_table() => {
+            tracing::info!(error = %e, "order lines cannot be read (no table)")
+        }
         Err(e) => tracing::warn!(
             error = %e,
             "order lines cannot be read: WhatsApp and e-mail jobs will fail until the table is fixed"
