@@ -341,7 +341,7 @@ async fn neither_family_fails_the_jobs_with_the_table_and_columns_named() {
         "INSERT INTO order_details (id, order_id, label, qty) VALUES (1, 1, 'Poulet braisé', 2)",
     )
     .await;
-    assert_eq!(sent.done, [sent.analytics.clone()]);
+    assert_eq!(sent.done, std::slice::from_ref(&sent.analytics));
     assert!(
         sent.report.contains("table `order_details` has neither"),
         "{}",
