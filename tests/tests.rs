@@ -27,4 +27,6 @@ mod redis_queue;
 mod reliability;
 mod startup_checks;
 mod support;
+mod whatsapp_breaker;
+mod whatsapp_versions;
 mod worker;
