@@ -28,5 +28,6 @@ mod reliability;
 mod startup_checks;
 mod support;
 mod whatsapp_breaker;
+mod whatsapp_pacing;
 mod whatsapp_versions;
 mod worker;
