@@ -7,7 +7,8 @@
 //! to do, `/metrics` shows `defer_worker_whatsapp_breaker_open` 1 then 0 and `/ready` names the
 //! sender; afterwards every one of the 200 jobs was accepted exactly once (by its
 //! `biz_opaque_callback_data`), each on its first attempt (hand-backs use none), and failed_jobs is
-//! empty. Cool-downs are 1 s here (`breaker = { cooldown_s = { … = 1 } }`).
+//! empty. `defer-worker monitor` prints the sender's breaker open, then closed. Cool-downs are 1 s here
+//! (`breaker = { cooldown_s = { … = 1 } }`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -115,6 +116,22 @@ fn meta_body(code: i64) -> (u16, Json) {
     (status, json!({ "error": error }))
 }
 
+/// `defer-worker monitor whatsapp` with the world's environment: its standard output.
+fn monitor(w: &World) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_defer-worker"))
+        .args(["monitor", "whatsapp", "--max=100000"])
+        .env_clear()
+        .envs(w.env())
+        .output()
+        .expect("run defer-worker monitor");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn free_addr() -> SocketAddr {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("free port")
@@ -220,6 +237,8 @@ async fn block_and_recover(code: i64, concurrency: usize, remedy: &str) {
         ("WHATSAPP_API_TOKEN", TOKEN.to_owned()),
         ("WHATSAPP_PHONE_NUMBER_ID", sender.clone()),
         ("APP_URL", "https://resto.test".to_owned()),
+        // The store `monitor` reads the published breakers from (the test's own Redis prefix).
+        ("CACHE_DRIVER", "redis".to_owned()),
     ] {
         w.extra.push((k.to_owned(), v));
     }
@@ -266,6 +285,13 @@ async fn block_and_recover(code: i64, concurrency: usize, remedy: &str) {
         )),
         "{ready}"
     );
+    // `work` publishes the open breakers every 2 s for `monitor`.
+    let open_line = format!("WhatsApp sender {sender}: circuit breaker OPEN (Meta error {code})");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !monitor(&w).contains(&open_line) {
+        assert!(Instant::now() < deadline, "{}", monitor(&w));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     until(
         30,
         "two probes during the block",
@@ -291,6 +317,13 @@ async fn block_and_recover(code: i64, concurrency: usize, remedy: &str) {
     )
     .await;
     let (_, metrics) = get(addr, "/metrics").await.expect("/metrics answers");
+    // The entry is forgotten at the next publication after the close.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closed_line = format!("WhatsApp sender {sender}: circuit breaker closed");
+    while !monitor(&w).contains(&closed_line) {
+        assert!(Instant::now() < deadline, "{}", monitor(&w));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     worker.signal("TERM");
     assert!(worker.wait(Duration::from_secs(20)).success());
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::breaker_board;
 use super::connect;
 use super::startup;
 use crate::actions::ledger::Ledger;
@@ -268,6 +269,13 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
         }
         None => None,
     };
+    let board = restart.clone().map(|store| {
+        tokio::spawn(breaker_board::publish(
+            store,
+            breakers.clone(),
+            http_stop.clone(),
+        ))
+    });
     let worker = Worker {
         queue: queue.clone(),
         decider: Arc::new(Decider {
@@ -294,6 +302,9 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
     http_stop.cancel();
     if let Some(server) = server {
         let _ = server.await;
+    }
+    if let Some(board) = board {
+        let _ = board.await;
     }
     Ok(ExitCode::SUCCESS)
 }
