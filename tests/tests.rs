@@ -30,4 +30,7 @@ mod redis_queue;
 mod reliability;
 mod startup_checks;
 mod support;
+mod whatsapp_breaker;
+mod whatsapp_pacing;
+mod whatsapp_versions;
 mod worker;
