@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::depth::QueueDepth;
 use super::histogram::Histogram;
 use super::text;
+use crate::actions::whatsapp::BreakerState;
 use crate::util::clock;
 
 /// Distinct queue/action pairs kept; later new pairs are counted under [`OTHER`]/[`OTHER`].
@@ -34,27 +35,31 @@ pub enum JobOutcome {
     Failed,
     /// Pushed unchanged to the hand-off queue for a PHP worker.
     HandedOff,
+    /// Put back in its own queue's `:delayed` unchanged, without using an attempt.
+    HandedBack,
     /// The stores were unreachable: still in `:reserved`, back after `retry_after`.
     LeftReserved,
 }
 
 impl JobOutcome {
     /// Every outcome, in the order they are rendered.
-    pub const ALL: [JobOutcome; 5] = [
+    pub const ALL: [JobOutcome; 6] = [
         JobOutcome::Done,
         JobOutcome::Released,
         JobOutcome::Failed,
         JobOutcome::HandedOff,
+        JobOutcome::HandedBack,
         JobOutcome::LeftReserved,
     ];
 
-    /// The label value: `done`, `released`, `failed`, `handed_off` or `left_reserved`.
+    /// The label value: `done`, `released`, `failed`, `handed_off`, `handed_back` or `left_reserved`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobOutcome::Done => "done",
             JobOutcome::Released => "released",
             JobOutcome::Failed => "failed",
             JobOutcome::HandedOff => "handed_off",
+            JobOutcome::HandedBack => "handed_back",
             JobOutcome::LeftReserved => "left_reserved",
         }
     }
@@ -65,7 +70,8 @@ impl JobOutcome {
             JobOutcome::Released => 1,
             JobOutcome::Failed => 2,
             JobOutcome::HandedOff => 3,
-            JobOutcome::LeftReserved => 4,
+            JobOutcome::HandedBack => 4,
+            JobOutcome::LeftReserved => 5,
         }
     }
 }
@@ -73,7 +79,7 @@ impl JobOutcome {
 /// Counters and run times of one queue/action pair.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Series {
-    pub(super) outcomes: [u64; 5],
+    pub(super) outcomes: [u64; 6],
     pub(super) run_time: Histogram,
 }
 
@@ -209,7 +215,12 @@ impl Metrics {
     /// Every metric in the Prometheus text format 0.0.4, with the queue gauges from `depths`.
     /// Series are sorted, so two renders of the same state are identical.
     pub fn render(&self, depths: &[QueueDepth]) -> String {
-        text::render(&self.snapshot(), depths)
+        self.render_with(depths, &[])
+    }
+
+    /// [`Metrics::render`] with the WhatsApp senders' circuit breakers.
+    pub fn render_with(&self, depths: &[QueueDepth], breakers: &[BreakerState]) -> String {
+        text::render(&self.snapshot(), depths, breakers)
     }
 
     /// A copy of every metric; the lock is held only for the copy.

@@ -11,7 +11,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use super::connect;
+use super::startup;
 use crate::actions::ledger::Ledger;
+use crate::actions::whatsapp::{Breakers, WhatsappSettings};
 use crate::actions::{Actions, Deps, Plan};
 use crate::app::{AppData, AppSection};
 use crate::config::{FileConfig, Settings};
@@ -231,7 +233,18 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
     let (db_cfg, failed) = connect::failed_jobs(settings, failed_db.as_deref()).await?;
     let encrypter = connect::encrypter(settings)?;
     let restart = restart_store(settings).await?;
-    let actions = build_actions(settings, restart.clone()).await?;
+    let breakers = Breakers::default();
+    let actions = build_actions(settings, restart.clone(), breakers.clone()).await?;
+    if actions
+        .summary()
+        .iter()
+        .any(|(_, kind)| *kind == "whatsapp")
+    {
+        let today = chrono::DateTime::from_timestamp(crate::util::clock::unix_now(), 0)
+            .unwrap_or_default()
+            .date_naive();
+        startup::whatsapp_api_version(&WhatsappSettings::from_lookup(&settings.lookup())?, today)?;
+    }
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone());
     let metrics = Arc::new(Metrics::new());
@@ -248,6 +261,7 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
                 default_queue: conn.queue.clone(),
                 failed: failed.clone(),
                 stopping: shutdown.clone(),
+                breakers: breakers.clone(),
             };
             Some(tokio::spawn(http::serve(
                 listener,
@@ -304,7 +318,11 @@ fn chain_route(settings: &Settings, conn: &Connection, queue: &Queue) -> chain::
 
 /// The action table of the config file, built on the app's database, its cache store and (for `email`)
 /// the sent-ledger in the queue's Redis (for `email` and `whatsapp`).
-async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow::Result<Actions> {
+async fn build_actions(
+    settings: &Settings,
+    cache: Option<CacheStore>,
+    breakers: Breakers,
+) -> anyhow::Result<Actions> {
     let file = settings.file();
     let plan = Plan::from_file(file)?;
     let app = AppData::from_lookup(&AppSection::from_file(file)?, &settings.lookup()).await?;
@@ -326,6 +344,7 @@ async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow
         app,
         cache,
         ledger,
+        breakers,
     };
     let actions = Actions::build(&plan, &deps).await?;
     let table = actions

@@ -18,6 +18,9 @@ use super::errors::{self, SendError};
 pub struct Sent {
     /// `messages[0].id`: the wamid the webhook later reports statuses for.
     pub wamid: Option<String>,
+    /// `messages[0].message_status`: `accepted`, or `held_for_quality_assessment` (accepted, but
+    /// Meta may still drop it); absent in older versions' answers.
+    pub message_status: Option<String>,
 }
 
 /// The Cloud API endpoint of one sender phone number.
@@ -122,18 +125,26 @@ impl CloudApi {
                 &bytes,
             ));
         }
-        let wamid = serde_json::from_slice::<Json>(&bytes).ok().and_then(|j| {
-            j.pointer("/messages/0/id")
+        let answer = serde_json::from_slice::<Json>(&bytes).ok();
+        let field = |pointer: &str| {
+            answer
+                .as_ref()
+                .and_then(|j| j.pointer(pointer))
                 .and_then(Json::as_str)
                 .map(str::to_owned)
-        });
+        };
+        let wamid = field("/messages/0/id");
+        let message_status = field("/messages/0/message_status");
         if wamid.is_none() {
             tracing::warn!(
                 status,
                 "WhatsApp Cloud API accepted the message without a message id"
             );
         }
-        Ok(Sent { wamid })
+        Ok(Sent {
+            wamid,
+            message_status,
+        })
     }
 
     /// `GET /{phone-number-id}?fields=…`: the sender's own node, read-only (nothing is sent). Checks

@@ -117,6 +117,15 @@ impl Limiter {
         Ok(wait)
     }
 
+    /// Keeps `recipient` free of messages for `by` from now (Meta answered its pair rate limit), without
+    /// touching the sender's bucket or any other recipient.
+    pub fn push_back(&self, recipient: &str, by: Duration) {
+        let at = Instant::now() + by;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = state.recipients.entry(recipient.to_owned()).or_insert(at);
+        *slot = (*slot).max(at);
+    }
+
     /// [`Limiter::reserve`], then sleeps until the slot.
     pub async fn acquire(&self, sender: &str, recipient: &str) -> Result<Duration, Duration> {
         let wait = self.reserve(sender, recipient)?;
@@ -177,5 +186,15 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(Instant::now() - started, Duration::from_secs(12));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pushed_back_recipient_waits_and_the_others_do_not() {
+        let l = limiter(80.0, 80, 0, 3_000);
+        l.push_back("alice", Duration::from_secs(6));
+        assert_eq!(l.reserve("p", "alice").unwrap_err(), Duration::from_secs(6));
+        assert_eq!(l.reserve("p", "bob").unwrap(), Duration::ZERO);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(l.reserve("p", "alice").unwrap(), Duration::ZERO);
     }
 }
