@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::line::{self, LineColumns, OrderLine};
 use super::query::{self, AppDataError};
 use super::row::{Row, SqlValue};
 use crate::config::FileConfig;
@@ -83,8 +84,8 @@ pub const APP_MAX_CONNECTIONS: u32 = 16;
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderBundle {
     pub order: Row,
-    /// The `order_details` rows.
-    pub items: Vec<Row>,
+    /// The `order_details` rows, read through the table's column family ([`AppData::order_columns`]).
+    pub items: Vec<OrderLine>,
     pub vendor: VendorBundle,
 }
 
@@ -121,6 +122,10 @@ struct Inner {
     /// The configured statements, prepared for `read`'s dialect, by lookup name.
     sql: HashMap<&'static str, String>,
     target: String,
+    /// The table the `order_items` statement reads, and its column family once known: one catalogue
+    /// read per pool, not per job.
+    lines_table: String,
+    lines: tokio::sync::OnceCell<LineColumns>,
 }
 
 impl std::fmt::Debug for AppData {
@@ -158,6 +163,8 @@ impl AppData {
                 write,
                 sql,
                 target,
+                lines_table: line::table_of(&queries.order_items),
+                lines: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -220,9 +227,13 @@ impl AppData {
         let Some(order) = self.one("order", &[SqlValue::Int(order_id)]).await? else {
             return Ok(None);
         };
+        let columns = self.order_columns().await?;
         let items = self
             .lookup("order_items", &[SqlValue::Int(order_id)])
-            .await?;
+            .await?
+            .into_iter()
+            .map(|row| columns.line(row))
+            .collect();
         let vendor_id = order.int("vendor_id").unwrap_or(0);
         let vendor = match self.vendor(vendor_id).await? {
             Some(v) => v,
@@ -237,6 +248,17 @@ impl AppData {
             items,
             vendor,
         }))
+    }
+
+    /// The order-line column family of the table the `order_items` statement reads
+    /// (docs/restrosaas.md §7.2), read from the catalogue on the first call and kept for this pool's
+    /// life (restart the worker after migrating the table). An unreachable database is retried on the
+    /// next call; a table with neither family is [`AppDataError::Columns`].
+    pub async fn order_columns(&self) -> Result<&LineColumns, AppDataError> {
+        self.inner
+            .lines
+            .get_or_try_init(|| line::detect(&self.inner.read, &self.inner.lines_table))
+            .await
     }
 
     /// The vendor's `users` row and `settings` row; `None` when no user has this id.
