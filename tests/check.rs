@@ -3,8 +3,9 @@
 //! (`tests/smtp/server.py`, STARTTLS + AUTH, a CA made for the test), and a WhatsApp Cloud API stub
 //! answering as Meta does. With the test settings every line is ✓ and the exit status 0; each fault
 //! (wrong Redis password, wrong REDIS_PREFIX with jobs under the app's, no failed_jobs table, SMTP AUTH
-//! refused, the token rejected with Meta's 190, a wrong APP_KEY) fails exactly its own line, naming the
-//! key to change, and the exit status is 1. No mail is sent and no secret is printed.
+//! refused, the token rejected with Meta's 190, an expired Graph API version, a wrong APP_KEY) fails
+//! exactly its own line, naming the key to change, and the exit status is 1. No mail is sent and no
+//! secret is printed.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -51,7 +52,7 @@ impl Stage {
         let smtp = Smtp::start(world.dir.path(), &certs, "starttls", &[]);
         let api = MockServer::start().await;
         Mock::given(method("GET"))
-            .and(path(format!("/v18.0/{PHONE_ID}")))
+            .and(path(format!("/v25.0/{PHONE_ID}")))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
             .and(query_param(
                 "fields",
@@ -91,7 +92,7 @@ impl Stage {
         let storage = self.world.dir.path().join("storage");
         let mut env: HashMap<String, String> = self.world.env().into_iter().collect();
         let port = self.smtp.port.to_string();
-        let api_url = format!("{}/v18.0", self.api.uri());
+        let api_url = format!("{}/v25.0", self.api.uri());
         for (k, v) in [
             ("MAIL_HOST", "localhost"),
             ("MAIL_PORT", port.as_str()),
@@ -231,7 +232,12 @@ async fn every_check_passes_with_the_test_settings() {
     assert!(detail("redis.prefix").contains(&s.world.prefix));
     assert!(detail("database.connect").contains(&s.world.db_name));
     assert!(detail("failed_jobs.table").contains("uuid"));
-    assert!(detail("app.order_details").contains("item_* family"));
+    assert!(detail("app.order_details").contains("order_id, qty"));
+    assert!(
+        detail("app.order_lines").starts_with("`order_details`: the item_* column family"),
+        "{}",
+        detail("app.order_lines")
+    );
     assert!(detail("app.whatsapp_messages_log").starts_with("present"));
     assert!(detail("cache.store").contains("probe key written and forgotten"));
     assert!(detail("smtp").contains(&format!("smtp+starttls://localhost:{}", s.smtp.port)));
@@ -243,7 +249,11 @@ async fn every_check_passes_with_the_test_settings() {
         "{}",
         detail("whatsapp.api")
     );
-    assert!(detail("whatsapp.version").starts_with("Graph API v18.0"));
+    assert!(
+        detail("whatsapp.version").starts_with("Graph API v25.0 until 2028-07-29"),
+        "{}",
+        detail("whatsapp.version")
+    );
     assert!(detail("app_key").starts_with("APP_KEY decrypts the encrypted job"));
     assert!(
         detail(&format!("retry_after {}", s.queue)).contains("--timeout 60 s < retry_after 90 s")
@@ -321,7 +331,10 @@ async fn a_wrong_redis_password_fails_naming_redis_password() {
         .await;
     let auth = only_failure(code, &checks, "redis.auth", "REDIS_PASSWORD");
     assert!(
-        auth["detail"].as_str().unwrap().contains("WRONGPASS"),
+        auth["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Password authentication failed"),
         "{auth}"
     );
 }
@@ -403,6 +416,31 @@ async fn a_wrong_app_key_fails_on_an_encrypted_job() {
     );
     assert!(
         l["fix"].as_str().unwrap().contains("APP_PREVIOUS_KEYS"),
+        "{l}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_graph_api_version_fails_naming_the_url() {
+    let s = Stage::new().await;
+    let url = format!("{}/v18.0", s.api.uri());
+    Mock::given(method("GET"))
+        .and(path(format!("/v18.0/{PHONE_ID}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": PHONE_ID})))
+        .mount(&s.api)
+        .await;
+    let (code, checks) = s.check(&[("WHATSAPP_API_URL", &url)]).await;
+    let l = only_failure(code, &checks, "whatsapp.version", "WHATSAPP_API_URL");
+    let detail = l["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("v18.0, which Meta stopped serving on 2026-01-26"),
+        "{detail}"
+    );
+    assert!(
+        l["fix"]
+            .as_str()
+            .unwrap()
+            .ends_with("to https://graph.facebook.com/v25.0"),
         "{l}"
     );
 }

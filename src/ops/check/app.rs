@@ -2,8 +2,9 @@
 //! connection the lookups use (`[app] database_url`, else DB_*), and which order-line column family
 //! will be read. A lookup whose SQL `[app.queries]` changes is run as configured and not checked here.
 
-use super::database::{columns, missing};
+use super::database::missing;
 use super::model::Checks;
+use crate::app::line::table_columns;
 use crate::app::{AppData, AppQueries, AppSection};
 use crate::config::Settings;
 
@@ -62,11 +63,6 @@ const USES: &[Use] = &[
     },
 ];
 
-/// The order-line columns the actions read today (docs/restrosaas.md §7.2: the code's family).
-const ITEM_FAMILY: &[&str] = &["item_name", "price"];
-/// The migration's family.
-const PRODUCT_FAMILY: &[&str] = &["product_name", "product_price"];
-
 /// Returns whether the app's database is configured (the app's actions run natively only then).
 pub(super) async fn check(c: &mut Checks, settings: &Settings) -> bool {
     let section = match AppSection::from_file(settings.file()) {
@@ -105,7 +101,7 @@ pub(super) async fn check(c: &mut Checks, settings: &Settings) -> bool {
             );
             continue;
         }
-        let cols = match columns(app.db(), u.table).await {
+        let cols = match table_columns(app.db(), u.table).await {
             Ok(cols) => cols,
             Err(e) => {
                 c.fail(
@@ -143,10 +139,10 @@ pub(super) async fn check(c: &mut Checks, settings: &Settings) -> bool {
                     u.lookup
                 ),
             ),
-            None if u.table == "order_details" => family(c, &name, &cols),
             None => c.pass(&name, format!("`{}`: {}", u.table, u.columns.join(", "))),
         }
     }
+    lines(c, &app).await;
     match app.has_table("whatsapp_messages_log").await {
         Ok(true) => c.pass(
             "app.whatsapp_messages_log",
@@ -162,37 +158,26 @@ pub(super) async fn check(c: &mut Checks, settings: &Settings) -> bool {
     true
 }
 
-/// Which of the two order-line families the lines will be read with.
-fn family(c: &mut Checks, name: &str, cols: &[String]) {
-    if missing(cols, ITEM_FAMILY).is_empty() {
-        c.pass(
-            name,
-            format!(
-                "`order_details`: the item_* family ({})",
-                ITEM_FAMILY.join(", ")
-            ),
-        );
-    } else if missing(cols, PRODUCT_FAMILY).is_empty() {
-        c.fail(
-            name,
-            format!(
-                "`order_details` has only the product_* family ({}); the actions read {}, so lines \
-                 would have no name or price",
-                PRODUCT_FAMILY.join(", "),
-                ITEM_FAMILY.join(", ")
-            ),
-            "set [app.queries] order_items to select product_name AS item_name, product_price AS price",
-        );
-    } else {
-        c.fail(
-            name,
-            format!(
-                "`order_details` has neither {} nor {}",
-                ITEM_FAMILY.join(", "),
-                PRODUCT_FAMILY.join(", ")
-            ),
-            "point [app.queries] order_items at the app's order lines",
-        );
+/// The order-line column family the actions will read, from the table `[app.queries] order_items`
+/// names (docs/restrosaas.md §7.2).
+async fn lines(c: &mut Checks, app: &AppData) {
+    match app.order_columns().await {
+        Ok(lc) => {
+            let also = match lc.families() {
+                [_, other] => format!(", then {other} where it is empty"),
+                _ => String::new(),
+            };
+            c.pass(
+                "app.order_lines",
+                format!("`{}`: the {} column family{also}", lc.table(), lc.family()),
+            );
+        }
+        Err(e) => c.fail(
+            "app.order_lines",
+            e.to_string(),
+            "point [app.queries] order_items at the app's order lines (item_name + price, or \
+             product_name + product_price)",
+        ),
     }
 }
 

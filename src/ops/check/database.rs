@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::model::Checks;
-use crate::app::{AppData, AppDataError, AppQueries, SqlValue};
+use crate::app::line::table_columns;
 use crate::config::Settings;
 use crate::laravel::connection::{Connection, Driver};
 use crate::laravel::database::{Db, DbConfig};
@@ -126,7 +126,7 @@ pub(super) async fn check(
 
 /// `table` exists with `needed` columns; `migrate` is the command that creates it.
 async fn table(c: &mut Checks, name: &str, db: &Db, table: &str, needed: &[&str], migrate: &str) {
-    match columns(db, table).await {
+    match table_columns(db, table).await {
         Err(e) => c.fail(
             name,
             e.to_string(),
@@ -159,25 +159,6 @@ pub(super) fn missing<'a>(have: &[String], needed: &[&'a str]) -> Vec<&'a str> {
         .copied()
         .filter(|n| !have.iter().any(|h| h.eq_ignore_ascii_case(n)))
         .collect()
-}
-
-/// The columns of `table` on `db`; empty when the table does not exist.
-pub(super) async fn columns(db: &Db, table: &str) -> Result<Vec<String>, AppDataError> {
-    let sql = match db {
-        Db::MySql(_) => {
-            "SELECT CAST(column_name AS CHAR) AS name FROM information_schema.columns \
-             WHERE table_schema = DATABASE() AND table_name = ?"
-        }
-        Db::Postgres(_) => {
-            "SELECT column_name::text AS name FROM information_schema.columns \
-             WHERE table_schema = ANY (current_schemas(false)) AND table_name = ?"
-        }
-        Db::Sqlite(_) => "SELECT name FROM pragma_table_info(?)",
-    };
-    let rows = AppData::new(db.clone(), &AppQueries::default())
-        .fetch_all("columns", sql, &[SqlValue::Text(table.to_owned())])
-        .await?;
-    Ok(rows.iter().filter_map(|r| r.str("name")).collect())
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! The WhatsApp Cloud API with the app's `WHATSAPP_*` settings: the token and the sender's phone-number
 //! id, tried with a read-only `GET /{phone-number-id}?fields=…` (nothing is sent), and the Graph API
-//! version the URL names. The token is never printed; the business number only masked.
+//! version the URL names, against Meta's table of end dates (`whatsapp::versions`). The token is never printed; the business number only masked.
 
 use super::model::Checks;
-use crate::actions::whatsapp::{phone, CloudApi, WhatsappSettings};
+use crate::actions::whatsapp::{phone, versions, CloudApi, WhatsappSettings};
 use crate::actions::{ActionKind, Origin, Plan};
 use crate::config::Settings;
+use crate::util::clock;
 
 const FIELDS: &str = "display_phone_number,verified_name,quality_rating";
 
@@ -38,7 +39,7 @@ pub(super) async fn check(c: &mut Checks, settings: &Settings, app: bool) {
         );
         return;
     }
-    version(c, &wa.api_url);
+    version(c, &wa);
     if let Some(key) = wa.missing_api_setting() {
         let fix = c.set(key, "(Meta's WhatsApp Manager → API setup)");
         c.fail(
@@ -110,56 +111,28 @@ fn sends_whatsapp(settings: &Settings, app: bool) -> bool {
     listed || matches!(plan.unlisted, ActionKind::Whatsapp(_))
 }
 
-/// The Graph API version in the URL (`…/v18.0`).
-fn version(c: &mut Checks, api_url: &str) {
-    match graph_version(api_url) {
-        Some(v) => c.pass(
+/// The Graph API version `WHATSAPP_API_URL` names, against Meta's table of end dates.
+fn version(c: &mut Checks, wa: &WhatsappSettings) {
+    let today = chrono::DateTime::from_timestamp(clock::unix_now(), 0)
+        .unwrap_or_default()
+        .date_naive();
+    let version = versions::version_of(&wa.api_url);
+    let text = versions::end_date_text(version.as_deref(), today);
+    match versions::check(&wa.api_url, wa.allow_expired_api_version, today) {
+        Ok(None) => c.pass(
             "whatsapp.version",
-            format!("Graph API {v} (WHATSAPP_API_URL); its end date is not known to this build"),
+            format!(
+                "Graph API {text} (WHATSAPP_API_URL; Meta's table of {})",
+                versions::CHECKED
+            ),
         ),
-        None => {
+        Ok(Some(line)) => c.warn("whatsapp.version", line, None),
+        Err(e) => {
             let fix = c.set(
                 "WHATSAPP_API_URL",
-                "with a version, e.g. https://graph.facebook.com/v23.0",
+                &format!("to {}", versions::DEFAULT_API_URL),
             );
-            c.warn(
-                "whatsapp.version",
-                format!("WHATSAPP_API_URL {api_url} names no version (…/vNN.N): Meta uses the app's oldest"),
-                Some(fix),
-            );
+            c.fail("whatsapp.version", e.to_string(), fix);
         }
-    }
-}
-
-/// `v18.0` from `https://graph.facebook.com/v18.0`.
-pub(super) fn graph_version(api_url: &str) -> Option<&str> {
-    api_url
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|seg| {
-            seg.strip_prefix('v').is_some_and(|n| {
-                let mut parts = n.split('.');
-                let ok = |p: Option<&str>| {
-                    p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-                };
-                ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
-            })
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_version_is_the_urls_last_segment() {
-        assert_eq!(
-            graph_version("https://graph.facebook.com/v18.0"),
-            Some("v18.0")
-        );
-        assert_eq!(graph_version("http://127.0.0.1:9/v23.0/"), Some("v23.0"));
-        assert_eq!(graph_version("https://graph.facebook.com"), None);
-        assert_eq!(graph_version("https://graph.facebook.com/v18"), None);
     }
 }
