@@ -377,8 +377,10 @@ mod tests {
 
     #[test]
     fn jobs_only_under_another_prefix_fail_naming_it() {
-        let mut c = Checks::default();
-        c.env_file = "/app/.env".into();
+        let mut c = Checks {
+            env_file: "/app/.env".into(),
+            ..Checks::default()
+        };
         let mut scan = Scan {
             complete: true,
             keys_seen: 4,
