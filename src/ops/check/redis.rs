@@ -327,10 +327,19 @@ fn prefix_line(c: &mut Checks, prefix: &str, from: &str, ours: u64, scan: &Scan)
         .max_by_key(|(_, qs)| qs.values().sum::<u64>())
         .expect("not empty");
     if ours == 0 {
-        let fix = c.set(
-            &format!("REDIS_PREFIX={best}"),
-            "(the prefix the app pushes with: its REDIS_PREFIX, else slug(APP_NAME)_database_)",
-        );
+        let fix = if scan.others.len() == 1 {
+            c.set(
+                &format!("REDIS_PREFIX={best}"),
+                "(the prefix the app pushes with: its REDIS_PREFIX, else slug(APP_NAME)_database_)",
+            )
+        } else {
+            c.set(
+                "REDIS_PREFIX",
+                &format!(
+                    "to the prefix the app pushes with, one of those named ({best} has the most jobs)"
+                ),
+            )
+        };
         c.fail(
             "redis.prefix",
             format!(
