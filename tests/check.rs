@@ -444,3 +444,82 @@ async fn an_expired_graph_api_version_fails_naming_the_url() {
         "{l}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_nobody_takes_on_the_handoff_queue_warn_and_still_exit_0() {
+    let s = Stage::new().await;
+    s.world.rpush("php", &fixture("email.json"));
+    let (code, checks) = s.check(&[]).await;
+    assert_eq!(code, 0, "a warning does not fail the check: {checks:#?}");
+    let l = line(&checks, "handoff php");
+    assert_eq!(l["status"], "warn", "{l}");
+    assert!(
+        l["detail"]
+            .as_str()
+            .unwrap()
+            .contains(": 1 job(s) wait and none is reserved"),
+        "{l}"
+    );
+    assert_eq!(
+        l["fix"],
+        "run `php artisan queue:work --queue=php` beside defer-worker"
+    );
+    let warned = checks.iter().filter(|c| c["status"] != "pass").count();
+    assert_eq!(warned, 1, "{checks:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timeout_not_below_retry_after_fails_naming_both() {
+    let s = Stage::new().await;
+    let (code, stdout) = s.run(&[], &["check", "--json", "--timeout=90"]).await;
+    let doc: Json = serde_json::from_str(&stdout).unwrap();
+    let checks = doc["checks"].as_array().unwrap();
+    let l = only_failure(
+        code,
+        checks,
+        &format!("retry_after {}", s.queue),
+        "--timeout",
+    );
+    assert!(
+        l["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("--timeout 90 s ≥ retry_after 90 s"),
+        "{l}"
+    );
+    assert!(
+        l["fix"]
+            .as_str()
+            .unwrap()
+            .contains("REDIS_QUEUE_RETRY_AFTER"),
+        "{l}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_driver_needs_its_jobs_table() {
+    let s = Stage::new().await;
+    let (code, stdout) = s
+        .run(&[], &["check", "--json", "--connection=database"])
+        .await;
+    let doc: Json = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(code, 0, "{doc:#}");
+    assert!(
+        line(doc["checks"].as_array().unwrap(), "jobs.table")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reserved_at")
+    );
+    drop_table(&s.world, "jobs");
+    let (code, stdout) = s
+        .run(&[], &["check", "--json", "--connection=database"])
+        .await;
+    let doc: Json = serde_json::from_str(&stdout).unwrap();
+    let l = only_failure(
+        code,
+        doc["checks"].as_array().unwrap(),
+        "jobs.table",
+        "php artisan queue:table && php artisan migrate",
+    );
+    assert_eq!(l["detail"], "the table `jobs` does not exist");
+}

@@ -150,3 +150,43 @@ async fn handoff(c: &mut Checks, options: &WorkerOptions, r: &Reached) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::check::Status;
+
+    #[test]
+    fn each_queue_compares_the_timeout_with_its_own_retry_after() {
+        let mut options = WorkerOptions {
+            queues: vec!["whatsapp".into(), "default".into()],
+            timeout: 60,
+            retry_after: 90,
+            ..WorkerOptions::default()
+        };
+        options.retry_after_per_queue.insert("whatsapp".into(), 30);
+        let mut c = Checks::default();
+        timeouts(&mut c, &options);
+        let status: Vec<(&str, Status)> = c
+            .lines
+            .iter()
+            .map(|l| (l.name.as_str(), l.status))
+            .collect();
+        assert_eq!(
+            status,
+            [
+                ("retry_after whatsapp", Status::Fail),
+                ("retry_after default", Status::Pass)
+            ]
+        );
+        assert!(c.lines[0]
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("[queues.whatsapp] retry_after"));
+        options.timeout = 0;
+        let mut c = Checks::default();
+        timeouts(&mut c, &options);
+        assert!(c.lines.iter().all(|l| l.status == Status::Warn));
+    }
+}
