@@ -6,6 +6,7 @@ mod actions_email;
 mod actions_whatsapp;
 mod app_data;
 mod chain;
+mod check;
 mod config;
 mod database_queue;
 mod decode_cli;

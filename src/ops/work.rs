@@ -91,6 +91,9 @@ pub struct WorkArgs {
     /// Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+    /// Run `defer-worker check` with these flags and exit (0 when nothing failed) instead of working.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Flags > environment (the connection's settings) > file > the connection's and Laravel's defaults.
