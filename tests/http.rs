@@ -131,6 +131,7 @@ async fn start(w: &World, redis_url: &str) -> Server {
         stopping: stopping.clone(),
         console: None,
         fleet: None,
+        breakers: Default::default(),
     };
     let handle = tokio::spawn(serve(listener, state, shutdown.clone()));
     Server {

@@ -257,10 +257,16 @@ fn a_paused_queue_waits_while_the_others_drain_and_resume_drains_it() {
         ALL_LOG,
     );
     wait_started(&worker);
+    let paused_at = crate::support::now_f64();
     dw(&w, &["pause", "redis:emails"], &[]);
     worker.wait_for(WAIT, "the worker to see the pause", |l| {
         l.iter().any(|l| is_change(l, "paused", Some("emails")))
     });
+    let seen = index_of(&worker, "the pause", |l| {
+        is_change(l, "paused", Some("emails"))
+    });
+    let latency = crate::support::log_time(&worker.logs()[seen]) - paused_at;
+    eprintln!("pause seen by the worker {latency:.3} s after `defer-worker pause` started");
 
     let held = w.dispatch("email_notification", r#"{"order_id":1}"#, "emails", 5);
     let served = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 5);

@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | `/metrics` | 200, [`Metrics::render`] with each queue's depth read from Redis now; while Redis or the database is unreachable the scrape still answers, with `defer_worker_redis_up 0` / `defer_worker_db_up 0` and without the gauges it could not read |
 //! | `/health` | 200 `ok` while the process runs |
-//! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a paused worker or queue stays ready, with a line saying so (`paused queues: emails,default`) |
+//! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a paused worker or queue stays ready, with a line saying so (`paused queues: emails,default`), and a line per WhatsApp sender whose circuit breaker is open follows (still 200: the other queues and actions work) |
 //! | `/stats` | 200 `{"queue_system":…,"performance_equivalent":…,"stats":{"pending_jobs","failed_jobs","queues","workers_active","pending_per_queue"[,"workers"]}}`; 503 `{"error":…}` when a store cannot be read |
 //! | `/`, `/workers`, `/failed…`, `/queues…`, `/login`, `/api/…` | the console ([`console`]), when mounted; else 404 |
 //! | other | 404 (405 for other methods) |
@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::whatsapp::Breakers;
 use crate::fleet::FleetStore;
 use crate::laravel::failed_jobs::FailedJobs;
 use crate::laravel::queue::Queue;
@@ -67,6 +68,8 @@ pub struct HttpState {
     /// The worker's own shutdown token: once cancelled `/ready` answers 503 and `workers_active`
     /// is false, while `/metrics` keeps answering through the drain.
     pub stopping: CancellationToken,
+    /// The WhatsApp senders' circuit breakers (`defer_worker_whatsapp_breaker_open`, `/ready`).
+    pub breakers: Breakers,
     /// The fleet registry, for `/stats`'s `workers_active` and `workers` and the console's Workers
     /// page and history; `None` when it is off.
     pub fleet: Option<FleetView>,

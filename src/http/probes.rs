@@ -74,7 +74,24 @@ async fn scrape(state: &HttpState) -> String {
             tracing::debug!("http: failed_jobs database did not answer within the scrape timeout");
         }
     }
-    state.metrics.render(&read)
+    state.metrics.render_with(&read, &state.breakers.states())
+}
+
+/// One line per open WhatsApp circuit breaker, for `/ready`.
+fn open_breakers(state: &HttpState) -> String {
+    let mut out = String::new();
+    for b in state.breakers.states().iter().filter(|b| b.open) {
+        let probe = match b.probe_in_s {
+            Some(s) => format!("probe in {s}s"),
+            None => "no probe until the token changes or the worker restarts".to_owned(),
+        };
+        out.push_str(&format!(
+            "whatsapp circuit breaker open: sender {} (Meta error {}), {probe}\n",
+            b.sender.phone_number_id,
+            b.code.unwrap_or_default()
+        ));
+    }
+    out
 }
 
 async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
@@ -88,7 +105,11 @@ async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
     match tokio::time::timeout(STORE_TIMEOUT, state.queue.ping()).await {
         Ok(Ok(())) => {
             state.metrics.redis_up(true);
-            respond(StatusCode::OK, TEXT, ready_text(&state.metrics))
+            respond(
+                StatusCode::OK,
+                TEXT,
+                format!("{}{}", ready_text(&state.metrics), open_breakers(state)),
+            )
         }
         Ok(Err(error)) => {
             state.metrics.redis_up(false);

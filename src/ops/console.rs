@@ -162,6 +162,7 @@ pub async fn run(args: &ConsoleArgs, settings: &Settings) -> anyhow::Result<Exit
         default_queue: conn.queue.clone(),
         failed,
         stopping: shutdown.clone(),
+        breakers: Default::default(),
         fleet: fleet_store(settings).await.map(|store| FleetView {
             store,
             own_id: String::new(),

@@ -21,25 +21,25 @@ use crate::laravel::cache_store::{paused_key, CacheStore, CacheStoreError, ALL_P
 
 const PAUSE_EXAMPLES: &str = "\
 Examples:
-  defer-worker pause redis:emails                 # php artisan queue:pause redis:emails
-  defer-worker pause emails whatsapp --for 600    # the default connection; resumes by itself after 10 min
-  defer-worker pause --all                        # every queue of every connection (Laravel 13's --all)
+  defer-worker pause redis:emails             # php artisan queue:pause redis:emails
+  defer-worker pause emails whatsapp --for 600  # default connection; resumes after 10 min
+  defer-worker pause --all                    # every queue of every connection (Laravel 13)
 
-Workers (defer-worker, and Laravel 12.40+'s queue:work) finish the jobs they run and take no new job from
-a paused queue; they keep serving their other queues. defer-worker reads the flags every 0.5 s.
-A bare queue name means the default connection (QUEUE_CONNECTION, else redis), `redis:` the queue
-`default`, as queue:pause parses them.
-Settings: CACHE_DRIVER (or CACHE_STORE), CACHE_PREFIX, REDIS_* and REDIS_CACHE_DB, DB_*, APP_STORAGE_PATH:
-the app's cache store, as for `restart`.";
+Workers (defer-worker, and Laravel 12.40+'s queue:work) finish the jobs they run and take no new \
+job from a paused queue; they keep serving their other queues. defer-worker reads the flags every \
+0.5 s. A bare queue name means the default connection (QUEUE_CONNECTION, else redis), and `redis:` \
+the queue `default`, as queue:pause parses them.
+Settings: the app's cache store, as for `restart`: CACHE_DRIVER (or CACHE_STORE), CACHE_PREFIX, \
+REDIS_* and REDIS_CACHE_DB, DB_*, APP_STORAGE_PATH.";
 
 const RESUME_EXAMPLES: &str = "\
 Examples:
-  defer-worker resume redis:emails                # php artisan queue:resume redis:emails
-  defer-worker resume --all                       # forgets the --all flag; queues paused one by one stay paused";
+  defer-worker resume redis:emails            # php artisan queue:resume redis:emails
+  defer-worker resume --all                   # forgets --all; queues paused one by one stay so";
 
 const PAUSED_EXAMPLES: &str = "\
 Examples:
-  defer-worker paused                             # the queues `work` would serve ([worker] queue, REDIS_QUEUE)
+  defer-worker paused                         # the queues `work` serves ([worker] queue, REDIS_QUEUE)
   defer-worker paused redis:emails whatsapp:whatsapp --json";
 
 /// Arguments of `defer-worker pause`.

@@ -1,5 +1,5 @@
-//! Queue pause flags in the app's cache store, as Laravel 12.40+ and 13.x keep them (docs/laravel-queue.md
-//! §8.3): `QueueManager::pause` writes `illuminate:queue:paused:{connection}:{queue}` = `true` forever,
+//! Queue pause flags in the app's cache store, as Laravel 12.40+ and 13.x keep them
+//! (docs/laravel-queue.md §8.3): `QueueManager::pause` writes `illuminate:queue:paused:{connection}:{queue}` = `true` forever,
 //! `pauseFor` the same with a TTL, `resume` forgets it; 13.x's `pauseAll` writes
 //! `illuminate:queues:paused` = `true`, which pauses every queue of every connection until `resumeAll`
 //! forgets it. A queue is paused when either entry is truthy (`isPaused`, `getPausedQueues`).
