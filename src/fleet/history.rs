@@ -280,7 +280,7 @@ mod tests {
         JobTotals {
             queue: "q:1".into(),
             action: "a b".into(),
-            outcomes: [done, 0, failed, 0, 0],
+            outcomes: [done, 0, failed, 0, 0, 0, 0],
             run_time_secs: secs,
         }
     }
