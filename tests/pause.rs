@@ -100,8 +100,8 @@ fn paused_json(w: &World, queues: &[&str]) -> Json {
 }
 
 /// `pause`, `pause --for`, `resume`, `--all` and `paused` on one store, each checked with PHP's cache.
-fn our_flags_are_the_ones_phps_cache_reads(driver: &str) {
-    let (w, _db1) = world(driver, DbKind::Sqlite);
+fn our_flags_are_the_ones_phps_cache_reads(driver: &str, db: DbKind) {
+    let (w, _db1) = world(driver, db);
     let emails = "illuminate:queue:paused:redis:emails";
     assert_eq!(php_get(&w, emails), "null");
 
@@ -193,17 +193,27 @@ fn our_flags_are_the_ones_phps_cache_reads(driver: &str) {
 
 #[test]
 fn pause_flags_are_phps_redis_store() {
-    our_flags_are_the_ones_phps_cache_reads("redis");
+    our_flags_are_the_ones_phps_cache_reads("redis", DbKind::Sqlite);
 }
 
 #[test]
 fn pause_flags_are_phps_file_store() {
-    our_flags_are_the_ones_phps_cache_reads("file");
+    our_flags_are_the_ones_phps_cache_reads("file", DbKind::Sqlite);
 }
 
 #[test]
-fn pause_flags_are_phps_database_store() {
-    our_flags_are_the_ones_phps_cache_reads("database");
+fn pause_flags_are_phps_database_store_sqlite() {
+    our_flags_are_the_ones_phps_cache_reads("database", DbKind::Sqlite);
+}
+
+#[test]
+fn pause_flags_are_phps_database_store_mariadb() {
+    our_flags_are_the_ones_phps_cache_reads("database", DbKind::MySql);
+}
+
+#[test]
+fn pause_flags_are_phps_database_store_postgres() {
+    our_flags_are_the_ones_phps_cache_reads("database", DbKind::Postgres);
 }
 
 #[test]
