@@ -36,19 +36,22 @@ pub enum JobOutcome {
     HandedOff,
     /// The stores were unreachable: still in `:reserved`, back after `retry_after`.
     LeftReserved,
+    /// Its lease was lost while it ran: another worker took it back, so it was left to that worker.
+    LeaseLost,
 }
 
 impl JobOutcome {
     /// Every outcome, in the order they are rendered.
-    pub const ALL: [JobOutcome; 5] = [
+    pub const ALL: [JobOutcome; 6] = [
         JobOutcome::Done,
         JobOutcome::Released,
         JobOutcome::Failed,
         JobOutcome::HandedOff,
         JobOutcome::LeftReserved,
+        JobOutcome::LeaseLost,
     ];
 
-    /// The label value: `done`, `released`, `failed`, `handed_off` or `left_reserved`.
+    /// The label value: `done`, `released`, `failed`, `handed_off`, `left_reserved` or `lease_lost`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobOutcome::Done => "done",
@@ -56,6 +59,7 @@ impl JobOutcome {
             JobOutcome::Failed => "failed",
             JobOutcome::HandedOff => "handed_off",
             JobOutcome::LeftReserved => "left_reserved",
+            JobOutcome::LeaseLost => "lease_lost",
         }
     }
 
@@ -66,6 +70,7 @@ impl JobOutcome {
             JobOutcome::Failed => 2,
             JobOutcome::HandedOff => 3,
             JobOutcome::LeftReserved => 4,
+            JobOutcome::LeaseLost => 5,
         }
     }
 }
@@ -73,7 +78,7 @@ impl JobOutcome {
 /// Counters and run times of one queue/action pair.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Series {
-    pub(super) outcomes: [u64; 5],
+    pub(super) outcomes: [u64; JobOutcome::ALL.len()],
     pub(super) run_time: Histogram,
 }
 
@@ -82,6 +87,7 @@ pub(super) struct Snapshot {
     /// (queue, action, series), sorted by queue then action.
     pub(super) jobs: Vec<(String, String, Series)>,
     pub(super) in_flight: i64,
+    pub(super) lease_lost: u64,
     pub(super) failed_jobs: Option<u64>,
     pub(super) redis_up: Option<bool>,
     pub(super) db_up: Option<bool>,
@@ -115,6 +121,8 @@ pub struct Metrics {
     /// queue → action → series.
     jobs: Mutex<HashMap<String, HashMap<String, Series>>>,
     in_flight: AtomicI64,
+    /// Leases found lost by an extension (another worker took the job back while it ran).
+    lease_lost: AtomicU64,
     redis_up: AtomicU8,
     db_up: AtomicU8,
     /// Rows in failed_jobs at the last scrape; `u64::MAX` while unknown.
@@ -138,6 +146,7 @@ impl Metrics {
         Metrics {
             jobs: Mutex::new(HashMap::new()),
             in_flight: AtomicI64::new(0),
+            lease_lost: AtomicU64::new(0),
             redis_up: AtomicU8::new(UNKNOWN),
             db_up: AtomicU8::new(UNKNOWN),
             failed_jobs: AtomicU64::new(u64::MAX),
@@ -203,6 +212,16 @@ impl Metrics {
     /// Jobs running now.
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// One lease found lost: a running job's reservation was taken back by another worker.
+    pub fn lease_lost(&self) {
+        self.lease_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Leases found lost so far.
+    pub fn lease_lost_count(&self) -> u64 {
+        self.lease_lost.load(Ordering::Relaxed)
     }
 
     /// Whether Redis answered the last command that was tried.
@@ -272,6 +291,7 @@ impl Metrics {
         Snapshot {
             jobs,
             in_flight: self.in_flight(),
+            lease_lost: self.lease_lost_count(),
             failed_jobs: (failed_jobs != u64::MAX).then_some(failed_jobs),
             redis_up: up(&self.redis_up),
             db_up: up(&self.db_up),

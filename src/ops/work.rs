@@ -309,6 +309,9 @@ async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow
     let file = settings.file();
     let plan = Plan::from_file(file)?;
     let app = AppData::from_lookup(&AppSection::from_file(file)?, &settings.lookup()).await?;
+    if let Some(app) = app.clone() {
+        tokio::spawn(report_order_columns(app));
+    }
     let ledger = if plan.uses_ledger() {
         match ledger(settings).await {
             Ok(l) => Some(l),
@@ -337,6 +340,25 @@ async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow
         .join(" ");
     tracing::info!(actions = %table, "actions");
     Ok(actions)
+}
+
+/// Says which `order_details` column family the actions will read (docs/restrosaas.md §9.21), in the
+/// background so that a database that is down does not hold the start (each job then reads it). The
+/// answer is kept in `app`'s pool, which the actions share.
+async fn report_order_columns(app: AppData) {
+    match app.order_columns().await {
+        Ok(columns) => tracing::info!(order_lines = %columns, "order lines"),
+        Err(e) if e.is_unavailable() => {}
+        // A database without the app's tables (only failed_jobs, say) is not worth a warning: the
+        // actions that read lines say so when they run.
+        Err(e) if e.is_missing_table() => {
+            tracing::info!(error = %e, "order lines cannot be read (no table)")
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "order lines cannot be read: WhatsApp and e-mail jobs will fail until the table is fixed"
+        ),
+    }
 }
 
 /// The sent-ledger in the queue's Redis (same `REDIS_*` settings and prefix). Errors name the setting

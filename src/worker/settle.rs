@@ -40,6 +40,9 @@ pub enum Settled {
     HandedOff,
     /// The stores could not be reached; the job stays reserved and comes back after retry_after.
     LeftReserved,
+    /// Not settled: its lease was lost while it ran and another worker holds it now
+    /// ([`super::lease`]), so nothing here may delete, release or fail it.
+    LeaseLost,
 }
 
 impl From<Settled> for crate::metrics::JobOutcome {
@@ -51,6 +54,7 @@ impl From<Settled> for crate::metrics::JobOutcome {
             Settled::Failed => JobOutcome::Failed,
             Settled::HandedOff => JobOutcome::HandedOff,
             Settled::LeftReserved => JobOutcome::LeftReserved,
+            Settled::LeaseLost => JobOutcome::LeaseLost,
         }
     }
 }
@@ -222,6 +226,7 @@ mod tests {
             reservation: Reservation::Redis(b"{}".to_vec()),
             invalid: None,
             attempts: None,
+            reserved_until: 0,
         }
     }
 
