@@ -442,3 +442,42 @@ async fn mariadb_errors_say_whether_a_retry_can_help() {
 async fn postgres_errors_say_whether_a_retry_can_help() {
     server_errors_say_whether_a_retry_can_help(DbKind::Postgres).await;
 }
+
+/// A hand-back on the database driver: the row is replaced on its own queue, due later, with the
+/// attempts it had before this reservation; popped again it is the same attempt.
+#[tokio::test]
+async fn a_hand_back_restores_the_rows_attempts_and_delays_it() {
+    let table = JobsTable::create(DbKind::Postgres).await;
+    let queue = Queue::Database(
+        DatabaseQueue::new(table.db.clone(), &table.name, 90)
+            .await
+            .expect("queue"),
+    );
+    queue
+        .push_raw("whatsapp", br#"{"attempts":0}"#, 0)
+        .await
+        .expect("push");
+    let job = queue.pop("whatsapp", 90, 1).await.expect("pop").remove(0);
+    assert_eq!(job.attempts, Some(1));
+    assert!(queue.hand_back(&job, 60).await.expect("hand back"));
+    let not_yet = queue.pop("whatsapp", 90, 1).await.expect("pop");
+    let stats = queue.stats("whatsapp").await.expect("stats");
+    assert!(
+        !queue.hand_back(&job, 60).await.expect("stale"),
+        "a stale reservation is not handed back twice"
+    );
+    // Make it due now and take it again.
+    JobsTable::execute(
+        &table.db,
+        &format!("UPDATE \"{}\" SET available_at = 0", table.name),
+    )
+    .await;
+    let again = queue.pop("whatsapp", 90, 1).await.expect("pop");
+    table.drop_table().await;
+
+    assert!(not_yet.is_empty(), "due in 60 s, not before");
+    assert_eq!((stats.ready, stats.delayed, stats.reserved), (0, 1, 0));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, Some(1), "the hand-back used no attempt");
+    assert_eq!(again[0].original, job.original);
+}

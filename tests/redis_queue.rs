@@ -476,6 +476,51 @@ async fn handoff_moves_the_exact_payload_to_the_other_queue() {
 }
 
 #[tokio::test]
+async fn hand_back_delays_the_original_payload_so_no_attempt_is_used() {
+    let c = Ctx::new().await;
+    c.queue.push_raw("q", &job("held")).await.expect("push");
+    let popped = c.pop_one("q", 60).await;
+    assert_eq!(json(&popped.reserved)["attempts"], 1);
+    let t = now();
+    assert!(c
+        .queue
+        .hand_back("q", &popped.reserved, &popped.original, 7)
+        .await
+        .expect("hand back"));
+    assert_eq!(c.zcard("q:reserved").await, 0);
+    assert_eq!(c.zscore("q:delayed", &popped.reserved).await, None);
+    let score = c
+        .zscore("q:delayed", &popped.original)
+        .await
+        .expect("the original in :delayed");
+    assert!(
+        (score as i64 - (t + 7)).abs() <= 1,
+        "score {score}, now {t}"
+    );
+    // A stale reservation is not handed back twice.
+    assert!(!c
+        .queue
+        .hand_back("q", &popped.reserved, &popped.original, 0)
+        .await
+        .expect("hand back"));
+    assert_eq!(c.zcard("q:delayed").await, 1);
+    // Due again, it is popped as the same first attempt.
+    let mut conn = c.raw.clone();
+    let _: () = redis::cmd("ZADD")
+        .arg(c.k("q:delayed"))
+        .arg("XX")
+        .arg(0)
+        .arg(&popped.original)
+        .query_async(&mut conn)
+        .await
+        .expect("make it due");
+    assert_eq!(c.queue.migrate("q", -1).await.expect("migrate"), 1);
+    let again = c.pop_one("q", 60).await;
+    assert_eq!(again.original, popped.original);
+    assert_eq!(json(&again.reserved)["attempts"], 1);
+}
+
+#[tokio::test]
 async fn size_counts_ready_delayed_and_reserved_and_clear_deletes_everything() {
     let c = Ctx::new().await;
     c.queue.push_raw("q", &job("1")).await.expect("push");

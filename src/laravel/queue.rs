@@ -335,6 +335,26 @@ impl Queue {
         }
     }
 
+    /// Puts a job back on its own queue exactly as it was before this reservation, due in
+    /// `delay_secs`: it has not used an attempt (an action that did nothing for it, e.g. a WhatsApp
+    /// sender whose circuit breaker is open). Atomic as [`Queue::release`].
+    pub async fn hand_back(&self, job: &ReservedJob, delay_secs: u64) -> Result<bool> {
+        match self.held(job)? {
+            Held::Redis(q, member) => Ok(q
+                .hand_back(&job.queue, member, &job.original, delay_secs)
+                .await?),
+            Held::Database(q, id) => Ok(q
+                .replace(
+                    id,
+                    &job.queue,
+                    &job.original,
+                    (job.attempts.unwrap_or(1) - 1).max(0),
+                    delay_secs,
+                )
+                .await?),
+        }
+    }
+
     /// Moves a job, unchanged and without consuming an attempt, to `to_queue` for other workers.
     pub async fn handoff(&self, job: &ReservedJob, to_queue: &str) -> Result<bool> {
         match self.held(job)? {

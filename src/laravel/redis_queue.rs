@@ -278,14 +278,40 @@ impl RedisQueue {
         reserved: &[u8],
         delay_secs: u64,
     ) -> Result<bool, QueueError> {
+        self.delay_reserved(queue, reserved, None, delay_secs).await
+    }
+
+    /// Moves a reserved job to `:delayed` as `original` (the payload as it was before the pop bumped
+    /// its `attempts`), due in `delay_secs`: the job comes back without having used an attempt. The
+    /// same atomic step as [`RedisQueue::release`]; false (nothing added) when it was no longer
+    /// reserved.
+    pub async fn hand_back(
+        &self,
+        queue: &str,
+        reserved: &[u8],
+        original: &[u8],
+        delay_secs: u64,
+    ) -> Result<bool, QueueError> {
+        self.delay_reserved(queue, reserved, Some(original), delay_secs)
+            .await
+    }
+
+    async fn delay_reserved(
+        &self,
+        queue: &str,
+        reserved: &[u8],
+        replacement: Option<&[u8]>,
+        delay_secs: u64,
+    ) -> Result<bool, QueueError> {
         let key = self.queue_key(queue)?;
-        let moved: i64 = self
-            .scripts
-            .release
-            .key(format!("{key}:delayed"))
-            .key(format!("{key}:reserved"))
+        let mut call = self.scripts.release.key(format!("{key}:delayed"));
+        call.key(format!("{key}:reserved"))
             .arg(reserved)
-            .arg(secs_from_now(delay_secs))
+            .arg(secs_from_now(delay_secs));
+        if let Some(payload) = replacement {
+            call.arg(payload);
+        }
+        let moved: i64 = call
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| QueueError::script("release", &key, e))?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::depth::QueueDepth;
 use super::histogram::Histogram;
 use super::text;
+use crate::actions::whatsapp::BreakerState;
 use crate::util::clock;
 
 /// Distinct queue/action pairs kept; later new pairs are counted under [`OTHER`]/[`OTHER`].
@@ -34,6 +35,8 @@ pub enum JobOutcome {
     Failed,
     /// Pushed unchanged to the hand-off queue for a PHP worker.
     HandedOff,
+    /// Put back in its own queue's `:delayed` unchanged, without using an attempt.
+    HandedBack,
     /// The stores were unreachable: still in `:reserved`, back after `retry_after`.
     LeftReserved,
     /// Its lease was lost while it ran: another worker took it back, so it was left to that worker.
@@ -42,22 +45,25 @@ pub enum JobOutcome {
 
 impl JobOutcome {
     /// Every outcome, in the order they are rendered.
-    pub const ALL: [JobOutcome; 6] = [
+    pub const ALL: [JobOutcome; 7] = [
         JobOutcome::Done,
         JobOutcome::Released,
         JobOutcome::Failed,
         JobOutcome::HandedOff,
+        JobOutcome::HandedBack,
         JobOutcome::LeftReserved,
         JobOutcome::LeaseLost,
     ];
 
-    /// The label value: `done`, `released`, `failed`, `handed_off`, `left_reserved` or `lease_lost`.
+    /// The label value: `done`, `released`, `failed`, `handed_off`, `handed_back`, `left_reserved` or
+    /// `lease_lost`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobOutcome::Done => "done",
             JobOutcome::Released => "released",
             JobOutcome::Failed => "failed",
             JobOutcome::HandedOff => "handed_off",
+            JobOutcome::HandedBack => "handed_back",
             JobOutcome::LeftReserved => "left_reserved",
             JobOutcome::LeaseLost => "lease_lost",
         }
@@ -69,8 +75,9 @@ impl JobOutcome {
             JobOutcome::Released => 1,
             JobOutcome::Failed => 2,
             JobOutcome::HandedOff => 3,
-            JobOutcome::LeftReserved => 4,
-            JobOutcome::LeaseLost => 5,
+            JobOutcome::HandedBack => 4,
+            JobOutcome::LeftReserved => 5,
+            JobOutcome::LeaseLost => 6,
         }
     }
 }
@@ -268,7 +275,12 @@ impl Metrics {
     /// Every metric in the Prometheus text format 0.0.4, with the queue gauges from `depths`.
     /// Series are sorted, so two renders of the same state are identical.
     pub fn render(&self, depths: &[QueueDepth]) -> String {
-        text::render(&self.snapshot(), depths)
+        self.render_with(depths, &[])
+    }
+
+    /// [`Metrics::render`] with the WhatsApp senders' circuit breakers.
+    pub fn render_with(&self, depths: &[QueueDepth], breakers: &[BreakerState]) -> String {
+        text::render(&self.snapshot(), depths, breakers)
     }
 
     /// A copy of every metric; the lock is held only for the copy.

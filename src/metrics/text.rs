@@ -8,13 +8,15 @@ use std::fmt::Write as _;
 
 use super::depth::QueueDepth;
 use super::registry::{JobOutcome, Snapshot};
+use crate::actions::whatsapp::BreakerState;
 
-/// Every metric of `m`, with the queue gauges from `depths`.
-pub(super) fn render(m: &Snapshot, depths: &[QueueDepth]) -> String {
+/// Every metric of `m`, with the queue gauges from `depths` and the WhatsApp senders' circuit
+/// breakers from `breakers`.
+pub(super) fn render(m: &Snapshot, depths: &[QueueDepth], breakers: &[BreakerState]) -> String {
     let mut out = String::with_capacity(4096 + m.jobs.len() * 1500);
     let o = &mut out;
 
-    family(o, "jobs_total", "counter", "Jobs settled, by queue, action and outcome (done, released, failed, handed_off, left_reserved, lease_lost).");
+    family(o, "jobs_total", "counter", "Jobs settled, by queue, action and outcome (done, released, failed, handed_off, handed_back, left_reserved, lease_lost).");
     for (q, a, s) in &m.jobs {
         for outcome in JobOutcome::ALL {
             let labels = [
@@ -151,6 +153,21 @@ pub(super) fn render(m: &Snapshot, depths: &[QueueDepth]) -> String {
         "Start time of the process, unix seconds.",
     );
     sample(o, "start_time_seconds", &[], m.start_time);
+
+    family(
+        o,
+        "whatsapp_breaker_open",
+        "gauge",
+        "1 while the WhatsApp circuit breaker of a sender (phone-number id) is open: nothing is sent from it and its jobs are handed back; 0 when closed.",
+    );
+    for b in breakers {
+        sample(
+            o,
+            "whatsapp_breaker_open",
+            &[("sender", &b.sender.phone_number_id)],
+            f64::from(u8::from(b.open)),
+        );
+    }
     out
 }
 

@@ -52,6 +52,7 @@ pub struct Summary {
     pub released: AtomicU64,
     pub failed: AtomicU64,
     pub handed_off: AtomicU64,
+    pub handed_back: AtomicU64,
     pub left_reserved: AtomicU64,
     pub lease_lost: AtomicU64,
 }
@@ -63,6 +64,7 @@ impl Summary {
             Settled::Released => &self.released,
             Settled::Failed => &self.failed,
             Settled::HandedOff => &self.handed_off,
+            Settled::HandedBack => &self.handed_back,
             Settled::LeftReserved => &self.left_reserved,
             Settled::LeaseLost => &self.lease_lost,
         };
@@ -71,12 +73,13 @@ impl Summary {
 
     pub fn line(&self) -> String {
         format!(
-            "popped={} done={} released={} failed={} handed_off={} left_reserved={} lease_lost={}",
+            "popped={} done={} released={} failed={} handed_off={} handed_back={} left_reserved={} lease_lost={}",
             self.popped.load(Ordering::Relaxed),
             self.done.load(Ordering::Relaxed),
             self.released.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
             self.handed_off.load(Ordering::Relaxed),
+            self.handed_back.load(Ordering::Relaxed),
             self.left_reserved.load(Ordering::Relaxed),
             self.lease_lost.load(Ordering::Relaxed),
         )
@@ -519,6 +522,9 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
         }
         (Outcome::Fail { exception }, _) => {
             tracing::error!(outcome = "failed", uuid, name, action, attempt, ms, exception = %format_args!("{}: {}", exception.class, exception.message), "job failed")
+        }
+        (Outcome::HandBack { delay, reason }, _) => {
+            tracing::warn!(outcome = "handed_back", uuid, name, action, attempt, ms, delay, reason = %reason, "job handed back unchanged, no attempt used")
         }
         (Outcome::Handoff { to, reason }, _) => {
             tracing::info!(outcome = "handed_off", uuid, name, action, attempt, ms, to = %to, reason, "job handed off")
