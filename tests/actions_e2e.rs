@@ -21,7 +21,7 @@ use crate::support::{DbKind, World};
 
 const PHONE_ID: &str = "109876543210";
 
-fn via(w: &World, helper: &str, action: Option<&str>, data: &str) -> String {
+pub(crate) fn via(w: &World, helper: &str, action: Option<&str>, data: &str) -> String {
     let mut args = vec!["harness:dispatch"];
     args.extend(action);
     let data = format!("--data={data}");
@@ -33,7 +33,7 @@ fn via(w: &World, helper: &str, action: Option<&str>, data: &str) -> String {
     uuids[0].trim().to_owned()
 }
 
-fn text_of(req: &wiremock::Request) -> String {
+pub(crate) fn text_of(req: &wiremock::Request) -> String {
     let body: Json = serde_json::from_slice(&req.body).expect("JSON body");
     body["text"]["body"].as_str().unwrap_or_default().to_owned()
 }

@@ -31,6 +31,26 @@ use crate::support::{repo, DbKind, World};
 const TOKEN: &str = "EAAG-test-token";
 const APP_URL: &str = "https://resto.test";
 
+/// What the app's formatter (re-created in PHP) prints for `order` of the world's MariaDB database.
+pub(crate) fn php_text(world: &World, order: i64) -> String {
+    let out = Command::new("php")
+        .arg(repo().join("fixtures/app/php/whatsapp_message.php"))
+        .arg(order.to_string())
+        .env("DB_HOST", "127.0.0.1")
+        .env("DB_PORT", "3306")
+        .env("DB_DATABASE", &world.db_name)
+        .env("DB_USERNAME", "root")
+        .env("APP_URL", APP_URL)
+        .output()
+        .expect("run php");
+    assert!(
+        out.status.success(),
+        "whatsapp_message.php {order}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 text")
+}
+
 /// One test's database (schema + seed), app data and Cloud API stub.
 struct Stage {
     world: World,
@@ -135,22 +155,7 @@ impl Stage {
 
     /// What the app's formatter (re-created in PHP) prints for `order`.
     fn php_text(&self, order: i64) -> String {
-        let out = Command::new("php")
-            .arg(repo().join("fixtures/app/php/whatsapp_message.php"))
-            .arg(order.to_string())
-            .env("DB_HOST", "127.0.0.1")
-            .env("DB_PORT", "3306")
-            .env("DB_DATABASE", &self.world.db_name)
-            .env("DB_USERNAME", "root")
-            .env("APP_URL", APP_URL)
-            .output()
-            .expect("run php");
-        assert!(
-            out.status.success(),
-            "whatsapp_message.php {order}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 text")
+        php_text(&self.world, order)
     }
 
     fn sql(&self, statement: &str) {

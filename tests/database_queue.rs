@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use defer_worker::laravel::database::Db;
 use defer_worker::laravel::database_queue::DatabaseQueue;
-use defer_worker::laravel::queue::{Queue, Reservation};
+use defer_worker::laravel::queue::Queue;
 
 use crate::support::{DbKind, World};
 
@@ -310,14 +310,14 @@ fn monitor_and_clear(db: DbKind) {
 // Whether a retry can help, from the servers' own errors on a `jobs` table of `php artisan queue:table`.
 
 /// A `jobs` table of its own on MariaDB or PostgreSQL, dropped when the test is done with it.
-struct JobsTable {
-    db: Db,
-    name: String,
+pub(crate) struct JobsTable {
+    pub(crate) db: Db,
+    pub(crate) name: String,
 }
 
 impl JobsTable {
     /// A pool whose sessions give up on a row lock after about a second, and an empty `jobs` table.
-    async fn create(db: DbKind) -> JobsTable {
+    pub(crate) async fn create(db: DbKind) -> JobsTable {
         let name = format!("dw_jobs_{}", uuid::Uuid::new_v4().simple());
         let db = match db {
             DbKind::MySql => Db::MySql(
@@ -360,7 +360,7 @@ impl JobsTable {
         JobsTable { db, name }
     }
 
-    async fn execute(db: &Db, sql: &str) {
+    pub(crate) async fn execute(db: &Db, sql: &str) {
         match db {
             Db::MySql(p) => sqlx::query(sql).execute(p).await.map(drop),
             Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
@@ -369,7 +369,7 @@ impl JobsTable {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    async fn drop_table(self) {
+    pub(crate) async fn drop_table(self) {
         let quoted = match self.db {
             Db::MySql(_) => format!("`{}`", self.name),
             _ => format!("\"{}\"", self.name),
@@ -398,7 +398,7 @@ async fn server_errors_say_whether_a_retry_can_help(kind: DbKind) {
     );
     queue.push_raw("default", b"{}", 0).await.expect("push");
     let job = queue.pop("default", 90, 1).await.expect("pop").remove(0);
-    let Reservation::Database(id) = job.reservation else {
+    let Some((id, _)) = job.reservation.row() else {
         panic!("{job:?}")
     };
     let lock = format!(

@@ -354,6 +354,54 @@ async fn extend_reservation_keeps_a_held_job_out_of_migration() {
     assert_eq!(c.zcard("q:reserved").await, 0);
 }
 
+/// `lua/extend.lua`, a running job's lease: the exact member only, forward only, and nothing once
+/// the reservation ran out and another worker popped the job (its own member, attempts + 1).
+#[tokio::test]
+async fn the_extend_script_keeps_only_our_exact_member_and_only_moves_it_forward() {
+    let c = Ctx::new().await;
+    c.queue.push_raw("q", &job("x")).await.expect("push");
+    let ours = c.pop_one("q", 2).await;
+    let popped_until = ours.reserved_until;
+    assert_eq!(
+        c.zscore("q:reserved", &ours.reserved).await,
+        Some(popped_until as f64)
+    );
+    let extend = |until: i64| c.queue.extend_reservation("q", &ours.reserved, until);
+    assert!(
+        extend(popped_until).await.expect("extend"),
+        "same score: still ours"
+    );
+    assert!(extend(popped_until - 10).await.expect("extend"));
+    assert_eq!(
+        c.zscore("q:reserved", &ours.reserved).await,
+        Some(popped_until as f64),
+        "never backwards"
+    );
+    assert!(extend(popped_until + 100).await.expect("extend"));
+    assert_eq!(
+        c.zscore("q:reserved", &ours.reserved).await,
+        Some((popped_until + 100) as f64)
+    );
+
+    // Our reservation runs out; a migration and another worker's pop take the job.
+    let mut raw = c.raw.clone();
+    let _: () = raw
+        .zadd(c.k("q:reserved"), &ours.reserved, now() - 1)
+        .await
+        .expect("ZADD");
+    assert_eq!(c.queue.migrate("q", -1).await.expect("migrate"), 1);
+    let theirs = c.pop_one("q", 90).await;
+    assert_ne!(theirs.reserved, ours.reserved, "attempts 2: another member");
+    assert!(!extend(now() + 100).await.expect("extend"), "lost");
+    assert_eq!(c.zcard("q:reserved").await, 1, "nothing added back");
+    assert_eq!(
+        c.zscore("q:reserved", &theirs.reserved).await,
+        Some(theirs.reserved_until as f64),
+        "theirs untouched"
+    );
+    assert_eq!(c.llen("q").await, 0);
+}
+
 #[tokio::test]
 async fn migrate_moves_more_than_one_chunk() {
     let c = Ctx::new().await;

@@ -42,7 +42,7 @@ impl From<AppDataError> for ActionError {
                 message: e.to_string(),
                 after: None,
             },
-            AppDataError::Query { .. } => ActionError::Permanent {
+            AppDataError::Query { .. } | AppDataError::Columns { .. } => ActionError::Permanent {
                 message: e.to_string(),
             },
         }

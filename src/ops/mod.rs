@@ -3,6 +3,7 @@
 //! refuses to start without what a worker cannot work without ([`startup`]).
 
 pub mod breaker_board;
+pub mod check;
 pub mod clear;
 pub mod config_cmd;
 pub mod connect;
