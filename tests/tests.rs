@@ -16,6 +16,7 @@ mod fixtures_replay;
 mod http;
 mod layers;
 mod limits;
+mod logging;
 mod max_exceptions;
 mod ops_dispatch;
 mod ops_failed;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::depth::QueueDepth;
 use super::histogram::Histogram;
 use super::text;
+use crate::logging;
 use crate::util::clock;
 
 /// Distinct queue/action pairs kept; later new pairs are counted under [`OTHER`]/[`OTHER`].
@@ -86,6 +87,8 @@ pub(super) struct Snapshot {
     pub(super) redis_up: Option<bool>,
     pub(super) db_up: Option<bool>,
     pub(super) start_time: f64,
+    /// Log lines the non-blocking writer dropped; `None` when not attached.
+    pub(super) log_lines_dropped: Option<u64>,
 }
 
 /// Every metric of one worker process. Share it as `Arc<Metrics>`; every method takes `&self`.
@@ -100,6 +103,8 @@ pub struct Metrics {
     /// Rows in failed_jobs at the last scrape; `u64::MAX` while unknown.
     failed_jobs: AtomicU64,
     start_time: f64,
+    /// The log writer, read (never written) at render time for its dropped lines.
+    log: Option<logging::Handle>,
 }
 
 const UNKNOWN: u8 = 2;
@@ -120,6 +125,15 @@ impl Metrics {
             db_up: AtomicU8::new(UNKNOWN),
             failed_jobs: AtomicU64::new(u64::MAX),
             start_time: clock::since_epoch().as_secs_f64(),
+            log: None,
+        }
+    }
+
+    /// Empty metrics that also report the log lines `log`'s writer dropped.
+    pub fn with_log(log: logging::Handle) -> Metrics {
+        Metrics {
+            log: Some(log),
+            ..Metrics::new()
         }
     }
 
@@ -236,6 +250,7 @@ impl Metrics {
             redis_up: up(&self.redis_up),
             db_up: up(&self.db_up),
             start_time: self.start_time,
+            log_lines_dropped: self.log.as_ref().map(logging::Handle::dropped),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::laravel::connection::{Connection, Driver};
 use crate::laravel::queue::Queue;
 use crate::laravel::redis_config::{hash_tag, RedisConfig};
 use crate::laravel::redis_queue::RedisQueue;
+use crate::logging;
 use crate::metrics::Metrics;
 use crate::php;
 use crate::worker::chain;
@@ -207,7 +208,12 @@ fn check_cluster_queues(redis: &RedisQueue, options: &WorkerOptions) -> anyhow::
     Ok(())
 }
 
-pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+/// Runs the worker; `log` is the log writer (its dropped lines are a metric; flushed on a hard exit).
+pub async fn run(
+    args: &WorkArgs,
+    settings: &Settings,
+    log: &logging::Handle,
+) -> anyhow::Result<ExitCode> {
     let file = settings.file();
     let conn = connect::connection(
         settings,
@@ -230,8 +236,8 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
     let restart = restart_store(settings).await?;
     let actions = build_actions(settings, restart.clone()).await?;
     let shutdown = CancellationToken::new();
-    listen_for_signals(shutdown.clone());
-    let metrics = Arc::new(Metrics::new());
+    listen_for_signals(shutdown.clone(), log.clone());
+    let metrics = Arc::new(Metrics::with_log(log.clone()));
     let http_stop = CancellationToken::new();
     let server = match args.http {
         Some(addr) => {
@@ -360,7 +366,7 @@ async fn restart_store(settings: &Settings) -> anyhow::Result<Option<CacheStore>
 }
 
 /// SIGTERM or SIGINT: stop taking jobs and drain. A second signal exits at once (jobs stay reserved).
-fn listen_for_signals(token: CancellationToken) {
+fn listen_for_signals(token: CancellationToken, log: logging::Handle) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
@@ -381,12 +387,14 @@ fn listen_for_signals(token: CancellationToken) {
                     tracing::warn!(
                         "second signal: exiting now; unfinished jobs return after retry_after"
                     );
+                    log.flush();
                     std::process::exit(1);
                 }
             }
         }
         #[cfg(not(unix))]
         {
+            drop(log);
             let _ = tokio::signal::ctrl_c().await;
             token.cancel();
         }
