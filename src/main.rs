@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use defer_worker::cli::{Cli, Command, LogFormat};
+use defer_worker::cli::{Cli, Command};
 use defer_worker::config::Settings;
 use defer_worker::logging;
 use defer_worker::ops;

@@ -48,7 +48,7 @@ fn a_text_log_written_to_a_file_has_no_escape_codes_and_ends_with_the_last_line(
             .unwrap_or_else(|| panic!("no line for {uuid}:\n{text}"));
         assert!(line.contains("job done"), "{line}");
         assert!(line.contains("queue=logfile"), "{line}");
-        assert!(line.contains("action=analytics_tracking"), "{line}");
+        assert!(line.contains("action=\"analytics_tracking\""), "{line}");
         assert!(line.contains(" ms="), "{line}");
     }
     // One line per job at info: the `log` kind's own line is debug.
@@ -70,7 +70,11 @@ fn a_text_log_written_to_a_file_has_no_escape_codes_and_ends_with_the_last_line(
 #[test]
 fn on_an_error_exit_the_lines_logged_before_it_are_in_the_file_before_the_error() {
     let w = World::new(DbKind::Sqlite);
-    let mut cmd = w.worker_command("text", &["--queue=errexit", "--tries=x"], LOG_ALL);
+    let mut cmd = w.worker_command(
+        "text",
+        &["--queue=errexit", "--connection=nowhere"],
+        LOG_ALL,
+    );
     // Logged at start through the writer (a warning), then the command fails.
     cmd.env("DEFER_WORKER_LOG", "info,[=");
     cmd.env("NO_COLOR", "1");
@@ -79,7 +83,7 @@ fn on_an_error_exit_the_lines_logged_before_it_are_in_the_file_before_the_error(
     let warning = text
         .find("DEFER_WORKER_LOG=\"info,[=\" is not a log filter")
         .unwrap_or_else(|| panic!("the start-up warning was lost:\n{text}"));
-    let error = text.find("--tries").unwrap_or_else(|| panic!("{text}"));
+    let error = text.find("nowhere").unwrap_or_else(|| panic!("{text}"));
     assert!(warning < error, "{text}");
 }
 
