@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `/metrics` | 200, [`Metrics::render`] with each queue's depth read from Redis now; while Redis or the database is unreachable the scrape still answers, with `defer_worker_redis_up 0` / `defer_worker_db_up 0` and without the gauges it could not read |
 //! | `/health` | 200 `ok` while the process runs |
-//! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason |
+//! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a paused worker or queue stays ready, with a line saying so (`paused queues: emails,default`), and a line per WhatsApp sender whose circuit breaker is open follows (still 200: the other queues and actions work) |
 //! | `/stats` | 200 `{"queue_system":…,"performance_equivalent":…,"stats":{"pending_jobs","failed_jobs","queues","workers_active","pending_per_queue"}}`; 503 `{"error":…}` when a store cannot be read |
 //! | other | 404 (405 for other methods) |
 //!
@@ -38,6 +38,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::actions::whatsapp::Breakers;
 use crate::laravel::failed_jobs::FailedJobs;
 use crate::laravel::queue::Queue;
 use crate::metrics::{Metrics, QueueDepth};
@@ -73,6 +74,8 @@ pub struct HttpState {
     /// The worker's own shutdown token: once cancelled `/ready` answers 503 and `workers_active`
     /// is false, while `/metrics` keeps answering through the drain.
     pub stopping: CancellationToken,
+    /// The WhatsApp senders' circuit breakers (`defer_worker_whatsapp_breaker_open`, `/ready`).
+    pub breakers: Breakers,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` is cancelled, then lets open connections finish
@@ -228,7 +231,24 @@ async fn scrape(state: &HttpState) -> String {
             tracing::debug!("http: failed_jobs database did not answer within the scrape timeout");
         }
     }
-    state.metrics.render(&read)
+    state.metrics.render_with(&read, &state.breakers.states())
+}
+
+/// One line per open WhatsApp circuit breaker, for `/ready`.
+fn open_breakers(state: &HttpState) -> String {
+    let mut out = String::new();
+    for b in state.breakers.states().iter().filter(|b| b.open) {
+        let probe = match b.probe_in_s {
+            Some(s) => format!("probe in {s}s"),
+            None => "no probe until the token changes or the worker restarts".to_owned(),
+        };
+        out.push_str(&format!(
+            "whatsapp circuit breaker open: sender {} (Meta error {}), {probe}\n",
+            b.sender.phone_number_id,
+            b.code.unwrap_or_default()
+        ));
+    }
+    out
 }
 
 async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
@@ -242,7 +262,11 @@ async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
     match tokio::time::timeout(STORE_TIMEOUT, state.queue.ping()).await {
         Ok(Ok(())) => {
             state.metrics.redis_up(true);
-            respond(StatusCode::OK, TEXT, "ready\n")
+            respond(
+                StatusCode::OK,
+                TEXT,
+                format!("{}{}", ready_text(&state.metrics), open_breakers(state)),
+            )
         }
         Ok(Err(error)) => {
             state.metrics.redis_up(false);
@@ -262,6 +286,23 @@ async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
             )
         }
     }
+}
+
+/// `ready`, then what the worker skips: a paused worker keeps its jobs and a paused queue is the
+/// operator's choice, so neither makes it unready (PHP's `queue:work` stays up while paused too).
+fn ready_text(metrics: &Metrics) -> String {
+    let Some(paused) = metrics.paused() else {
+        return "ready\n".to_owned();
+    };
+    let mut text = "ready\n".to_owned();
+    if paused.worker {
+        text.push_str("worker paused (SIGUSR2): taking no new job until SIGCONT\n");
+    }
+    let queues = paused.paused_queues();
+    if !queues.is_empty() {
+        text.push_str(&format!("paused queues: {}\n", queues.join(",")));
+    }
+    text
 }
 
 /// The queues `/stats` sizes: the worker's, then the default queue if it is not among them.

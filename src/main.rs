@@ -66,11 +66,19 @@ async fn subcommand(
     settings: &Settings,
     log: &logging::Handle,
 ) -> anyhow::Result<ExitCode> {
-    // Every command but `config` (which reports the problems itself) refuses bad settings at start.
-    if !matches!(command, Command::Config(_)) {
+    // Every command but `config` and `check` (which report the problems themselves) refuses bad
+    // settings at start.
+    let reports = match command {
+        Command::Config(_) | Command::Check(_) => true,
+        Command::Work(args) => args.check,
+        _ => false,
+    };
+    if !reports {
         ops::report::ensure_valid(settings)?;
     }
     match command {
+        Command::Work(args) if args.check => ops::check::run(args, false, settings).await,
+        Command::Check(args) => ops::check::run(&args.work, args.json, settings).await,
         Command::Work(args) => ops::work::run(args, settings, log).await,
         Command::Config(args) => ops::config_cmd::run(args, settings).await,
         Command::Failed(args) => ops::failed::run(args, settings).await,
@@ -78,6 +86,9 @@ async fn subcommand(
         Command::Clear(args) => ops::clear::run(args, settings).await,
         Command::Dispatch(args) => ops::dispatch::run(args, settings).await,
         Command::Restart(args) => ops::restart::run(args, settings).await,
+        Command::Pause(args) => ops::pause::pause(args, settings).await,
+        Command::Resume(args) => ops::pause::resume(args, settings).await,
+        Command::Paused(args) => ops::pause::paused(args, settings).await,
         Command::Decode(_) => unreachable!("decode runs without the async runtime"),
     }
 }

@@ -4,9 +4,10 @@
 //! A job's lines: `starting` when its action starts, then one of `success`, `released_after_exception`
 //! or `failed`, each `{"level","id","uuid","connection","queue","job","status","result","attempts",
 //! "exception","message","timestamp","duration"}` in that order, empty values left out as PHP's
-//! `array_filter` does, strings escaped as `json_encode` without flags. Two outcomes PHP's worker has
+//! `array_filter` does, strings escaped as `json_encode` without flags. The outcomes PHP's worker has
 //! no line for keep the shape with their own status: `handed_off` (pushed to a PHP queue, deleted
-//! here) and `left_reserved` (stores unreachable). Every other event is one line of the same family:
+//! here), `handed_back` (back on its own queue, no attempt used), `left_reserved` (stores unreachable)
+//! and `lease_lost` (another worker took it back). Every other event is one line of the same family:
 //! `{"level","message",<its fields>,"uuid","queue","timestamp"}`, the job's uuid and queue added when
 //! it happens inside a job; a field named like one of the job lines' keys gets a `_` suffix, so a
 //! line with `status` is always a job line.
@@ -210,15 +211,18 @@ fn put_str(out: &mut String, name: &str, value: &str) {
     }
 }
 
-/// Status, result and level of a job line, from the worker's `outcome` (or the start line).
-fn job_status(outcome: &str) -> (&'static str, &'static str, &'static str) {
+/// Status, result and level of a job line, from the worker's `outcome` (or the start line). An
+/// outcome PHP has no line for keeps its own name as the status.
+fn job_status(outcome: &str) -> (&str, &'static str, &'static str) {
     match outcome {
         "starting" => ("starting", "", "info"),
         "done" => ("success", "deleted", "info"),
         "released" => ("released_after_exception", "released", "warning"),
         "failed" => ("failed", "failed", "warning"),
         "handed_off" => ("handed_off", "deleted", "info"),
-        _ => ("left_reserved", "", "warning"),
+        "handed_back" => ("handed_back", "released", "warning"),
+        // left_reserved, lease_lost: not settled by this worker.
+        other => (other, "", "warning"),
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::depth::QueueDepth;
 use super::histogram::Histogram;
 use super::text;
+use crate::actions::whatsapp::BreakerState;
 use crate::logging;
 use crate::util::clock;
 
@@ -35,28 +36,37 @@ pub enum JobOutcome {
     Failed,
     /// Pushed unchanged to the hand-off queue for a PHP worker.
     HandedOff,
+    /// Put back in its own queue's `:delayed` unchanged, without using an attempt.
+    HandedBack,
     /// The stores were unreachable: still in `:reserved`, back after `retry_after`.
     LeftReserved,
+    /// Its lease was lost while it ran: another worker took it back, so it was left to that worker.
+    LeaseLost,
 }
 
 impl JobOutcome {
     /// Every outcome, in the order they are rendered.
-    pub const ALL: [JobOutcome; 5] = [
+    pub const ALL: [JobOutcome; 7] = [
         JobOutcome::Done,
         JobOutcome::Released,
         JobOutcome::Failed,
         JobOutcome::HandedOff,
+        JobOutcome::HandedBack,
         JobOutcome::LeftReserved,
+        JobOutcome::LeaseLost,
     ];
 
-    /// The label value: `done`, `released`, `failed`, `handed_off` or `left_reserved`.
+    /// The label value: `done`, `released`, `failed`, `handed_off`, `handed_back`, `left_reserved` or
+    /// `lease_lost`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobOutcome::Done => "done",
             JobOutcome::Released => "released",
             JobOutcome::Failed => "failed",
             JobOutcome::HandedOff => "handed_off",
+            JobOutcome::HandedBack => "handed_back",
             JobOutcome::LeftReserved => "left_reserved",
+            JobOutcome::LeaseLost => "lease_lost",
         }
     }
 
@@ -66,7 +76,9 @@ impl JobOutcome {
             JobOutcome::Released => 1,
             JobOutcome::Failed => 2,
             JobOutcome::HandedOff => 3,
-            JobOutcome::LeftReserved => 4,
+            JobOutcome::HandedBack => 4,
+            JobOutcome::LeftReserved => 5,
+            JobOutcome::LeaseLost => 6,
         }
     }
 }
@@ -74,7 +86,7 @@ impl JobOutcome {
 /// Counters and run times of one queue/action pair.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Series {
-    pub(super) outcomes: [u64; 5],
+    pub(super) outcomes: [u64; JobOutcome::ALL.len()],
     pub(super) run_time: Histogram,
 }
 
@@ -83,12 +95,33 @@ pub(super) struct Snapshot {
     /// (queue, action, series), sorted by queue then action.
     pub(super) jobs: Vec<(String, String, Series)>,
     pub(super) in_flight: i64,
+    pub(super) lease_lost: u64,
     pub(super) failed_jobs: Option<u64>,
     pub(super) redis_up: Option<bool>,
     pub(super) db_up: Option<bool>,
+    pub(super) paused: Option<Paused>,
     pub(super) start_time: f64,
     /// Log lines the non-blocking writer dropped; `None` when not attached.
     pub(super) log_lines_dropped: Option<u64>,
+}
+
+/// What the worker skips, as it last read it: the whole worker (SIGUSR2) and each queue it serves,
+/// in its priority order, with whether that queue is paused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paused {
+    pub worker: bool,
+    pub queues: Vec<(String, bool)>,
+}
+
+impl Paused {
+    /// The paused queues' names, in the worker's priority order.
+    pub fn paused_queues(&self) -> Vec<&str> {
+        self.queues
+            .iter()
+            .filter(|(_, p)| *p)
+            .map(|(q, _)| q.as_str())
+            .collect()
+    }
 }
 
 /// Every metric of one worker process. Share it as `Arc<Metrics>`; every method takes `&self`.
@@ -98,10 +131,14 @@ pub struct Metrics {
     /// queue → action → series.
     jobs: Mutex<HashMap<String, HashMap<String, Series>>>,
     in_flight: AtomicI64,
+    /// Leases found lost by an extension (another worker took the job back while it ran).
+    lease_lost: AtomicU64,
     redis_up: AtomicU8,
     db_up: AtomicU8,
     /// Rows in failed_jobs at the last scrape; `u64::MAX` while unknown.
     failed_jobs: AtomicU64,
+    /// `None` until the worker first reports its pause state.
+    paused: Mutex<Option<Paused>>,
     start_time: f64,
     /// The log writer, read (never written) at render time for its dropped lines.
     log: Option<logging::Handle>,
@@ -121,9 +158,11 @@ impl Metrics {
         Metrics {
             jobs: Mutex::new(HashMap::new()),
             in_flight: AtomicI64::new(0),
+            lease_lost: AtomicU64::new(0),
             redis_up: AtomicU8::new(UNKNOWN),
             db_up: AtomicU8::new(UNKNOWN),
             failed_jobs: AtomicU64::new(u64::MAX),
+            paused: Mutex::new(None),
             start_time: clock::since_epoch().as_secs_f64(),
             log: None,
         }
@@ -196,6 +235,16 @@ impl Metrics {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// One lease found lost: a running job's reservation was taken back by another worker.
+    pub fn lease_lost(&self) {
+        self.lease_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Leases found lost so far.
+    pub fn lease_lost_count(&self) -> u64 {
+        self.lease_lost.load(Ordering::Relaxed)
+    }
+
     /// Whether Redis answered the last command that was tried.
     pub fn redis_up(&self, up: bool) {
         self.redis_up.store(u8::from(up), Ordering::Relaxed);
@@ -212,6 +261,23 @@ impl Metrics {
             .store(rows.min(u64::MAX - 1), Ordering::Relaxed);
     }
 
+    /// What the worker skips now (see [`Paused`]); rendered as `defer_worker_paused` and
+    /// `defer_worker_queue_paused{queue}`.
+    pub fn set_paused(&self, paused: Paused) {
+        *self
+            .paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(paused);
+    }
+
+    /// The pause state last reported by the worker; `None` before its first report.
+    pub fn paused(&self) -> Option<Paused> {
+        self.paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// How many jobs of `queue`/`action` ended with `outcome` so far (0 if none).
     pub fn job_count(&self, queue: &str, action: &str, outcome: JobOutcome) -> u64 {
         self.lock()
@@ -223,7 +289,12 @@ impl Metrics {
     /// Every metric in the Prometheus text format 0.0.4, with the queue gauges from `depths`.
     /// Series are sorted, so two renders of the same state are identical.
     pub fn render(&self, depths: &[QueueDepth]) -> String {
-        text::render(&self.snapshot(), depths)
+        self.render_with(depths, &[])
+    }
+
+    /// [`Metrics::render`] with the WhatsApp senders' circuit breakers.
+    pub fn render_with(&self, depths: &[QueueDepth], breakers: &[BreakerState]) -> String {
+        text::render(&self.snapshot(), depths, breakers)
     }
 
     /// A copy of every metric; the lock is held only for the copy.
@@ -246,9 +317,11 @@ impl Metrics {
         Snapshot {
             jobs,
             in_flight: self.in_flight(),
+            lease_lost: self.lease_lost_count(),
             failed_jobs: (failed_jobs != u64::MAX).then_some(failed_jobs),
             redis_up: up(&self.redis_up),
             db_up: up(&self.db_up),
+            paused: self.paused(),
             start_time: self.start_time,
             log_lines_dropped: self.log.as_ref().map(logging::Handle::dropped),
         }

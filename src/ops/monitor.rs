@@ -2,20 +2,27 @@
 //! delayed and reserved (ZCARD), Laravel's size (their sum) against `--max` (ALERT when
 //! size >= max, Laravel's rule), and how old the oldest work is: the ready head's age when its
 //! payload carries `createdAt` (Laravel 12), when the next delayed job is due, and when the oldest
-//! reservation runs out (a past time means a worker died holding it).
+//! reservation runs out (a past time means a worker died holding it), and whether the queue is
+//! paused (`defer-worker pause`, Laravel's `queue:pause`: its flag in the app's cache store).
 //!
 //! Unlike artisan, which only fires `QueueBusy`, the exit code is 1 when any queue is at or over
 //! its threshold, so cron or a health check can act on it. Read-only: it never moves or deletes a
 //! job, and never prints a payload.
+//!
+//! Below the table, the circuit breaker of the WhatsApp sender (`WHATSAPP_PHONE_NUMBER_ID`) as the
+//! workers publish it in the app's cache store ([`super::breaker_board`]); not in `--json`, whose
+//! shape stays one object per queue, and not in the exit status.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{json, Value as Json};
 
+use super::breaker_board;
 use super::connect;
 use super::failed::table;
 use crate::config::Settings;
+use crate::laravel::cache_store::CacheStore;
 use crate::laravel::queue::QueueStats;
 
 const EXAMPLES: &str = "\
@@ -27,7 +34,9 @@ Examples:
 Columns: Ready (LLEN queues:<q>), Delayed and Reserved (ZCARD), Size (their sum, what queue:monitor
 shows), Oldest ready (age of the next job, from createdAt: Laravel 12 payloads only, else ?), Next
 delayed (when the next delayed job is due; `ago` = overdue, no worker is migrating it), Reservation
-(when the oldest reservation runs out; `ago` = its worker is gone and the next pop re-queues it).
+(when the oldest reservation runs out; `ago` = its worker is gone and the next pop re-queues it),
+Paused (yes: workers take no job from it until `defer-worker resume`; ? when the app's cache store
+cannot be read).
 Exit status: 0 when every queue is OK; 1 when any is ALERT (size >= --max), or on an error (then
 only a message on stderr).
 Settings: REDIS_* as for `work`; with no queues given, REDIS_QUEUE or `default`.";
@@ -105,6 +114,7 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
     let queues = parse_queues(settings, &list, &default.name)?;
     let now = crate::util::clock::unix_now();
     let mut lines = Vec::with_capacity(queues.len());
+    let cache = pause_store(settings).await;
     let mut open: std::collections::HashMap<String, (String, crate::laravel::queue::Queue)> =
         std::collections::HashMap::new();
     for (connection, queue) in &queues {
@@ -117,7 +127,8 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
             .stats(queue)
             .await
             .with_context(|| format!("cannot read the sizes of queue {queue} of {store}"))?;
-        let line = report(connection, queue, &stats, args.max, now);
+        let mut line = report(connection, queue, &stats, args.max, now);
+        line["paused"] = json!(paused(cache.as_ref(), connection, queue).await);
         lines.push((line, stats.ready > 0));
     }
     let alert = lines.iter().any(|(l, _)| l["status"] == "ALERT");
@@ -144,6 +155,11 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
                     relative(&l["next_delayed_due_in_secs"], true),
                     relative(&l["oldest_reservation_expires_in_secs"], true),
                     text("status"),
+                    match l["paused"].as_bool() {
+                        Some(true) => "yes".to_owned(),
+                        Some(false) => "no".to_owned(),
+                        None => "?".to_owned(),
+                    },
                 ]
             })
             .collect();
@@ -161,15 +177,66 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
                     "Next delayed",
                     "Reservation",
                     "Status",
+                    "Paused",
                 ],
                 &rows,
             )
         );
     }
+    if !args.json {
+        if let Some(line) = breaker_line(settings).await {
+            println!("{line}");
+        }
+    }
     Ok(if alert {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The app's cache store, for the pause flags; `None` (logged) when it cannot be opened, so the
+/// sizes are still reported.
+async fn pause_store(settings: &Settings) -> Option<CacheStore> {
+    match CacheStore::from_lookup(&settings.lookup()).await {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot open the app's cache store: paused shown as ?");
+            None
+        }
+    }
+}
+
+/// Whether `queue` is paused; `None` (logged) when the flag cannot be read.
+async fn paused(store: Option<&CacheStore>, connection: &str, queue: &str) -> Option<bool> {
+    match store?.is_paused(connection, queue).await {
+        Ok(p) => Some(p),
+        Err(err) => {
+            tracing::warn!(error = %err, queue, "cannot read the pause flag: paused shown as ?");
+            None
+        }
+    }
+}
+
+/// The sender's breaker line, when WhatsApp is configured and the cache store can be read (a store
+/// that cannot be read is a line saying so, never an error of `monitor`).
+async fn breaker_line(settings: &Settings) -> Option<String> {
+    let phone = settings
+        .env("WHATSAPP_PHONE_NUMBER_ID")
+        .filter(|p| !p.is_empty())?;
+    let store = match crate::laravel::cache_store::CacheStore::from_lookup(&settings.lookup()).await
+    {
+        Ok(Some(store)) => store,
+        Ok(None) => return None,
+        Err(e) => {
+            return Some(format!(
+                "WhatsApp sender {phone}: circuit breaker unknown ({e})"
+            ))
+        }
+    };
+    Some(match breaker_board::read(&store, &phone).await {
+        Ok(state) => breaker_board::line(&phone, state.as_ref()),
+        Err(e) => format!("WhatsApp sender {phone}: circuit breaker unknown ({e:#})"),
     })
 }
 

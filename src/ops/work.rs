@@ -10,8 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::breaker_board;
 use super::connect;
+use super::startup;
 use crate::actions::ledger::Ledger;
+use crate::actions::whatsapp::{Breakers, WhatsappSettings};
 use crate::actions::{Actions, Deps, Plan};
 use crate::app::{AppData, AppSection};
 use crate::config::{FileConfig, Settings};
@@ -27,12 +30,13 @@ use crate::php;
 use crate::worker::chain;
 use crate::worker::exceptions::ExceptionCounter;
 use crate::worker::job::Decider;
+use crate::worker::pause::Pauses;
 use crate::worker::permits::ActionPermits;
 use crate::worker::settle::Settler;
 use crate::worker::{Worker, WorkerOptions};
 
 /// Arguments of `defer-worker work` (`php artisan queue:work`'s flags, plus ours).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct WorkArgs {
     /// Queues to work, highest priority first (comma list). Default: REDIS_QUEUE, else `default`.
     #[arg(long, value_name = "Q1,Q2")]
@@ -88,6 +92,9 @@ pub struct WorkArgs {
     /// Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+    /// Run `defer-worker check` with these flags and exit (0 when nothing failed) instead of working.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Flags > environment (the connection's settings) > file > the connection's and Laravel's defaults.
@@ -234,10 +241,23 @@ pub async fn run(
     let (db_cfg, failed) = connect::failed_jobs(settings, failed_db.as_deref()).await?;
     let encrypter = connect::encrypter(settings)?;
     let restart = restart_store(settings).await?;
-    let actions = build_actions(settings, restart.clone()).await?;
+    let breakers = Breakers::default();
+    let actions = build_actions(settings, restart.clone(), breakers.clone()).await?;
+    if actions
+        .summary()
+        .iter()
+        .any(|(_, kind)| *kind == "whatsapp")
+    {
+        let today = chrono::DateTime::from_timestamp(crate::util::clock::unix_now(), 0)
+            .unwrap_or_default()
+            .date_naive();
+        startup::whatsapp_api_version(&WhatsappSettings::from_lookup(&settings.lookup())?, today)?;
+    }
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone(), log.clone());
     let metrics = Arc::new(Metrics::with_log(log.clone()));
+    let pauses = Arc::new(Pauses::new(options.queues.clone(), Arc::clone(&metrics)));
+    listen_for_pause_signals(Arc::clone(&pauses));
     let http_stop = CancellationToken::new();
     let server = match args.http {
         Some(addr) => {
@@ -251,6 +271,7 @@ pub async fn run(
                 default_queue: conn.queue.clone(),
                 failed: failed.clone(),
                 stopping: shutdown.clone(),
+                breakers: breakers.clone(),
             };
             Some(tokio::spawn(http::serve(
                 listener,
@@ -260,6 +281,13 @@ pub async fn run(
         }
         None => None,
     };
+    let board = restart.clone().map(|store| {
+        tokio::spawn(breaker_board::publish(
+            store,
+            breakers.clone(),
+            http_stop.clone(),
+        ))
+    });
     let worker = Worker {
         queue: queue.clone(),
         decider: Arc::new(Decider {
@@ -280,12 +308,16 @@ pub async fn run(
         shutdown,
         metrics,
         restart,
+        pauses,
     };
     tracing::info!(connection = %conn.name, driver = driver, queue_store = %queue_desc, failed_jobs = %db_cfg, "connected");
     worker.run().await;
     http_stop.cancel();
     if let Some(server) = server {
         let _ = server.await;
+    }
+    if let Some(board) = board {
+        let _ = board.await;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -307,10 +339,17 @@ fn chain_route(settings: &Settings, conn: &Connection, queue: &Queue) -> chain::
 
 /// The action table of the config file, built on the app's database, its cache store and (for `email`)
 /// the sent-ledger in the queue's Redis (for `email` and `whatsapp`).
-async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow::Result<Actions> {
+async fn build_actions(
+    settings: &Settings,
+    cache: Option<CacheStore>,
+    breakers: Breakers,
+) -> anyhow::Result<Actions> {
     let file = settings.file();
     let plan = Plan::from_file(file)?;
     let app = AppData::from_lookup(&AppSection::from_file(file)?, &settings.lookup()).await?;
+    if let Some(app) = app.clone() {
+        tokio::spawn(report_order_columns(app));
+    }
     let ledger = if plan.uses_ledger() {
         match ledger(settings).await {
             Ok(l) => Some(l),
@@ -329,6 +368,7 @@ async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow
         app,
         cache,
         ledger,
+        breakers,
     };
     let actions = Actions::build(&plan, &deps).await?;
     let table = actions
@@ -339,6 +379,25 @@ async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow
         .join(" ");
     tracing::info!(actions = %table, "actions");
     Ok(actions)
+}
+
+/// Says which `order_details` column family the actions will read (docs/restrosaas.md §9.21), in the
+/// background so that a database that is down does not hold the start (each job then reads it). The
+/// answer is kept in `app`'s pool, which the actions share.
+async fn report_order_columns(app: AppData) {
+    match app.order_columns().await {
+        Ok(columns) => tracing::info!(order_lines = %columns, "order lines"),
+        Err(e) if e.is_unavailable() => {}
+        // A database without the app's tables (only failed_jobs, say) is not worth a warning: the
+        // actions that read lines say so when they run.
+        Err(e) if e.is_missing_table() => {
+            tracing::info!(error = %e, "order lines cannot be read (no table)")
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "order lines cannot be read: WhatsApp and e-mail jobs will fail until the table is fixed"
+        ),
+    }
 }
 
 /// The sent-ledger in the queue's Redis (same `REDIS_*` settings and prefix). Errors name the setting
@@ -363,6 +422,29 @@ async fn restart_store(settings: &Settings) -> anyhow::Result<Option<CacheStore>
         ),
     }
     Ok(store)
+}
+
+/// SIGUSR2 pauses the worker (no new job, running jobs finish), SIGCONT resumes it, as `queue:work`.
+fn listen_for_pause_signals(pauses: Arc<Pauses>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut usr2), Ok(mut cont)) = (
+            signal(SignalKind::user_defined2()),
+            signal(SignalKind::from_raw(libc::SIGCONT)),
+        ) else {
+            tracing::error!("cannot install the SIGUSR2/SIGCONT handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = usr2.recv() => pauses.set_worker(true),
+                _ = cont.recv() => pauses.set_worker(false),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(pauses);
 }
 
 /// SIGTERM or SIGINT: stop taking jobs and drain. A second signal exits at once (jobs stay reserved).

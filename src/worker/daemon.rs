@@ -24,6 +24,8 @@ use crate::metrics::Metrics;
 use crate::util::clock::unix_now;
 
 use super::job::{Decider, JobInfo, Outcome};
+use super::lease::{Kept, Lease};
+use super::pause::{self, Pauses};
 use super::settle::{Settled, Settler};
 
 /// How often due `:delayed` and expired `:reserved` jobs are moved back while the worker is busy.
@@ -50,7 +52,9 @@ pub struct Summary {
     pub released: AtomicU64,
     pub failed: AtomicU64,
     pub handed_off: AtomicU64,
+    pub handed_back: AtomicU64,
     pub left_reserved: AtomicU64,
+    pub lease_lost: AtomicU64,
 }
 
 impl Summary {
@@ -60,20 +64,24 @@ impl Summary {
             Settled::Released => &self.released,
             Settled::Failed => &self.failed,
             Settled::HandedOff => &self.handed_off,
+            Settled::HandedBack => &self.handed_back,
             Settled::LeftReserved => &self.left_reserved,
+            Settled::LeaseLost => &self.lease_lost,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn line(&self) -> String {
         format!(
-            "popped={} done={} released={} failed={} handed_off={} left_reserved={}",
+            "popped={} done={} released={} failed={} handed_off={} handed_back={} left_reserved={} lease_lost={}",
             self.popped.load(Ordering::Relaxed),
             self.done.load(Ordering::Relaxed),
             self.released.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
             self.handed_off.load(Ordering::Relaxed),
+            self.handed_back.load(Ordering::Relaxed),
             self.left_reserved.load(Ordering::Relaxed),
+            self.lease_lost.load(Ordering::Relaxed),
         )
     }
 }
@@ -97,8 +105,11 @@ pub struct Worker {
     pub shutdown: CancellationToken,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Where `queue:restart` leaves its signal; `None`: the app's store cannot carry one.
+    /// Where `queue:restart` leaves its signal and `queue:pause` its flags; `None`: the app's store
+    /// cannot carry them.
     pub restart: Option<CacheStore>,
+    /// What is paused ([`super::pause`]): queues are skipped, a paused worker takes no job.
+    pub pauses: Arc<Pauses>,
 }
 
 impl Worker {
@@ -116,10 +127,24 @@ impl Worker {
         for w in opts.warnings() {
             tracing::warn!("{w}");
         }
+        for n in opts.notes() {
+            tracing::info!("{n}");
+        }
         tracing::info!(queues = %opts.queues.join(","), concurrency = opts.concurrency, "worker started");
         let restart = CancellationToken::new();
         if let Some(store) = self.restart.clone() {
-            tokio::spawn(watch_restart(store, restart.clone(), self.shutdown.clone()));
+            tokio::spawn(watch_restart(
+                store.clone(),
+                restart.clone(),
+                self.shutdown.clone(),
+            ));
+            let (pauses, connection) = (Arc::clone(&self.pauses), opts.connection.clone());
+            tokio::spawn(pause::watch_flags(
+                pauses,
+                store,
+                connection,
+                self.shutdown.clone(),
+            ));
         }
 
         let reason = loop {
@@ -134,6 +159,17 @@ impl Worker {
             }
             if !opts.max_time.is_zero() && started.elapsed() >= opts.max_time {
                 break StopReason::MaxTime;
+            }
+            if self.pauses.now().worker {
+                // SIGUSR2: no new job until SIGCONT; the stop conditions above are checked each second.
+                let mut changed = self.pauses.subscribe();
+                tokio::select! {
+                    _ = changed.wait_for(|s| !s.worker) => {}
+                    _ = tokio::time::sleep(IDLE_CHECK) => {}
+                    _ = self.shutdown.cancelled() => break StopReason::Signal,
+                    _ = restart.cancelled() => break StopReason::Restart,
+                }
+                continue;
             }
             let permit = tokio::select! {
                 p = Arc::clone(&slots).acquire_owned() => p.expect("semaphore never closed"),
@@ -238,7 +274,8 @@ impl Worker {
                 source,
             }),
         };
-        for q in &opts.queues {
+        let paused = self.pauses.now().queues;
+        for q in opts.queues.iter().filter(|q| !paused.contains(*q)) {
             let due = force || last.get(q).is_none_or(|t| t.elapsed() >= MIGRATE_EVERY);
             if due {
                 if let Err(err) = self.queue.migrate(q, MIGRATE_LIMIT).await {
@@ -271,6 +308,15 @@ impl Worker {
         restart: &CancellationToken,
     ) {
         let opts = &self.decider.options;
+        // A paused queue is neither watched nor migrated; a pause or resume ends the wait.
+        let mut pause_changed = self.pauses.subscribe();
+        let paused = pause_changed.borrow_and_update().queues.clone();
+        let queues: Vec<String> = queues
+            .iter()
+            .filter(|q| !paused.contains(*q))
+            .cloned()
+            .collect();
+        let queues = queues.as_slice();
         // Delayed jobs arrive without a notify token (a plain ZADD), so look again at least every second.
         let mut wait = opts.sleep.clamp(Duration::from_millis(50), IDLE_CHECK);
         let now = unix_now();
@@ -295,13 +341,19 @@ impl Worker {
                 std::future::pending().await
             }
         };
-        tokio::select! {
-            r = self.queue.block_for_notify(queues, wait) => {
-                if let Err(err) = r {
-                    tracing::error!(error = %err, "queue unreachable while waiting for jobs");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+        let notified = async {
+            if queues.is_empty() {
+                tokio::time::sleep(wait).await;
+                return;
             }
+            if let Err(err) = self.queue.block_for_notify(queues, wait).await {
+                tracing::error!(error = %err, "queue unreachable while waiting for jobs");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        tokio::select! {
+            _ = notified => {}
+            _ = pause_changed.changed() => {}
             _ = finished_wait => {}
             _ = self.shutdown.cancelled() => {}
             _ = restart.cancelled() => {}
@@ -329,9 +381,13 @@ impl Worker {
                 let started = Instant::now();
                 let in_flight = metrics.track_in_flight();
                 let mut info = JobInfo::default();
-                let outcome = decider.decide(&popped, &mut info).await;
                 let retry_after = decider.options.retry_after_for(&popped.queue);
-                let settled = settler.settle(&popped, &outcome, retry_after, &info).await;
+                let lease = Lease::new(&settler.queue, &popped, retry_after, &metrics);
+                let (outcome, kept) = lease.hold(decider.decide(&popped, &mut info)).await;
+                let settled = match kept {
+                    Kept::Held => settler.settle(&popped, &outcome, retry_after, &info).await,
+                    Kept::Lost => Settled::LeaseLost,
+                };
                 drop(in_flight);
                 summary.count(settled);
                 let took = started.elapsed();
@@ -438,6 +494,16 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
             ms,
             "job left reserved: stores unreachable"
         ),
+        (_, Settled::LeaseLost) => tracing::warn!(
+            outcome = "lease_lost",
+            id,
+            uuid,
+            name,
+            action,
+            attempt,
+            ms,
+            "job not settled: another worker took it back while it ran (lease lost)"
+        ),
         (Outcome::Done | Outcome::Chained { .. }, _) => {
             let next = match outcome {
                 Outcome::Chained { next } => Some(next),
@@ -461,6 +527,9 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
         }
         (Outcome::Fail { exception }, _) => {
             tracing::error!(outcome = "failed", id, uuid, name, action, attempt, ms, exception = %format_args!("{}: {}", exception.class, exception.message), "job failed")
+        }
+        (Outcome::HandBack { delay, reason }, _) => {
+            tracing::warn!(outcome = "handed_back", id, uuid, name, action, attempt, ms, delay, reason = %reason, "job handed back unchanged, no attempt used")
         }
         (Outcome::Handoff { to, reason }, _) => {
             tracing::info!(outcome = "handed_off", id, uuid, name, action, attempt, ms, to = %to, reason, "job handed off")
