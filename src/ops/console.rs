@@ -23,6 +23,7 @@ use crate::http::auth::Tokens;
 use crate::http::{self, Console, FleetView, HttpState};
 use crate::laravel::cache_store::CacheStore;
 use crate::laravel::connection::{Connection, Driver};
+use crate::logging;
 use crate::metrics::Metrics;
 
 const EXAMPLES: &str = "\
@@ -118,7 +119,11 @@ pub fn build(
     }))
 }
 
-pub async fn run(args: &ConsoleArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: &ConsoleArgs,
+    settings: &Settings,
+    log: &logging::Handle,
+) -> anyhow::Result<ExitCode> {
     let file = settings.file();
     let conn = connect::connection(
         settings,
@@ -154,7 +159,7 @@ pub async fn run(args: &ConsoleArgs, settings: &Settings) -> anyhow::Result<Exit
         .await
         .with_context(|| format!("--http {}: cannot listen", args.http))?;
     let shutdown = CancellationToken::new();
-    listen_for_signals(shutdown.clone());
+    listen_for_signals(shutdown.clone(), log.clone());
     let state = HttpState {
         metrics: Arc::new(Metrics::new()),
         queue,
