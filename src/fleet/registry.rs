@@ -131,20 +131,26 @@ impl Registry {
         pipe.set_ex(keys.worker(&self.id), json, ttl)
             .ignore()
             .zadd(keys.workers(), &self.id, now)
-            .ignore()
-            .zrembyscore(keys.workers(), "-inf", format!("({}", now - ttl as i64))
-            .ignore()
-            .expire(keys.workers(), ttl as i64)
             .ignore();
+        forget_stale(pipe, keys, now);
+        pipe.expire(keys.workers(), ttl as i64).ignore();
     }
 
     /// Adds this process's removal to `pipe` (a clean stop).
-    pub(super) fn leave(&self, pipe: &mut redis::Pipeline, keys: &Keys) {
+    pub(super) fn leave(&self, pipe: &mut redis::Pipeline, keys: &Keys, now: i64) {
         pipe.del(keys.worker(&self.id))
             .ignore()
             .zrem(keys.workers(), &self.id)
             .ignore();
+        forget_stale(pipe, keys, now);
     }
+}
+
+/// Drops from the index the workers whose last beat is older than [`EXPIRY`] (their keys are gone).
+fn forget_stale(pipe: &mut redis::Pipeline, keys: &Keys, now: i64) {
+    let oldest = now - EXPIRY.as_secs() as i64;
+    pipe.zrembyscore(keys.workers(), "-inf", format!("({oldest}"))
+        .ignore();
 }
 
 /// Every worker that beat within [`EXPIRY`], sorted by host, then start time. An announcement that
