@@ -368,3 +368,58 @@ fn a_worker_on_redis_cluster_registers_and_counts() {
         .collect();
     assert!(noisy.is_empty(), "{noisy:#?}");
 }
+
+#[test]
+fn a_database_queue_worker_announces_itself_in_redis_and_runs_alone_without_it() {
+    let mut w = World::new(DbKind::Sqlite);
+    w.extra.push(("QUEUE_CONNECTION".into(), "database".into()));
+    let mut worker = w.worker(&["--connection=database"], ALL_LOG);
+    let pid = worker.child.id();
+    let listed = wait_for_workers(&w, Duration::from_secs(30), "the database worker", |ws| {
+        ws.len() == 1 && ws[0].pid == pid
+    });
+    assert_eq!(
+        (listed[0].connection.as_str(), listed[0].driver.as_str()),
+        ("database", "database")
+    );
+    w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 3);
+    worker.wait_for(Duration::from_secs(30), "3 jobs done", |logs| {
+        logs.iter().filter(|l| l["outcome"] == "done").count() == 3
+    });
+    worker.signal("TERM");
+    assert!(
+        worker.wait(Duration::from_secs(20)).success(),
+        "{}",
+        worker.log_text()
+    );
+    let key = ("default".to_owned(), "analytics_tracking".to_owned());
+    assert_eq!(totals(&w, Span::Hour)[&key].0, 3);
+
+    // The app's Redis unreachable: the worker works alone and says so once.
+    w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 2);
+    w.extra.push(("REDIS_PORT".into(), "1".into()));
+    let mut alone = w.worker(&["--connection=database", "--stop-when-empty"], ALL_LOG);
+    assert!(
+        alone.wait(Duration::from_secs(60)).success(),
+        "{}",
+        alone.log_text()
+    );
+    assert_eq!(alone.outcomes("done").len(), 2, "{}", alone.log_text());
+    let off: Vec<Json> = alone
+        .logs()
+        .into_iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("fleet: off"))
+        })
+        .collect();
+    assert_eq!(off.len(), 1, "{}", alone.log_text());
+    assert_eq!(off[0]["level"], "INFO");
+    w.extra.pop();
+    assert_eq!(
+        totals(&w, Span::Hour)[&key].0,
+        3,
+        "nothing counted without Redis"
+    );
+}

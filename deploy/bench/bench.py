@@ -345,11 +345,15 @@ def main():
     ap.add_argument("--io-jobs", type=int, default=10_000, help="WhatsApp jobs for the I/O-bound run (0: skip)")
     ap.add_argument("--io-concurrency", type=int, default=256)
     ap.add_argument("--only", choices=["io"], help="run only this part (e.g. to tune it)")
+    ap.add_argument("--no-fleet", action="store_true",
+                    help="workers without the fleet registry and history (DEFER_WORKER_NO_FLEET=1), to measure their cost")
     args = ap.parse_args()
 
     storage = tempfile.mkdtemp(prefix="dw-bench-")
     prefix = f"dwbench_{uuid.uuid4().hex[:8]}_"
     env = env_for(prefix, storage)
+    if args.no_fleet:
+        env["DEFER_WORKER_NO_FLEET"] = "1"
     seed = seed_payload(env)
     print(f"payload: {len(seed)} bytes; {args.jobs} jobs x {args.runs} runs; concurrency {args.concurrency}")
     print(symbol_order_note())
