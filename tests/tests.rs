@@ -22,6 +22,7 @@ mod ops_dispatch;
 mod ops_failed;
 mod ops_monitor;
 mod ops_restart;
+mod pause;
 mod php_roundtrip;
 mod redis_cluster;
 mod redis_queue;

@@ -2,7 +2,8 @@
 //! delayed and reserved (ZCARD), Laravel's size (their sum) against `--max` (ALERT when
 //! size >= max, Laravel's rule), and how old the oldest work is: the ready head's age when its
 //! payload carries `createdAt` (Laravel 12), when the next delayed job is due, and when the oldest
-//! reservation runs out (a past time means a worker died holding it).
+//! reservation runs out (a past time means a worker died holding it), and whether the queue is
+//! paused (`defer-worker pause`, Laravel's `queue:pause`: its flag in the app's cache store).
 //!
 //! `--fleet` shows the workers instead: every `work` process in the fleet registry (the app's Redis,
 //! see `crate::fleet`), wherever it runs, with its queues, jobs running, paused queues and last beat.
@@ -20,6 +21,7 @@ use super::connect;
 use super::failed::table;
 use crate::config::Settings;
 use crate::fleet::{list_workers, FleetStore, WorkerInfo};
+use crate::laravel::cache_store::CacheStore;
 use crate::laravel::queue::QueueStats;
 
 const EXAMPLES: &str = "\
@@ -31,7 +33,9 @@ Examples:
 Columns: Ready (LLEN queues:<q>), Delayed and Reserved (ZCARD), Size (their sum, what queue:monitor
 shows), Oldest ready (age of the next job, from createdAt: Laravel 12 payloads only, else ?), Next
 delayed (when the next delayed job is due; `ago` = overdue, no worker is migrating it), Reservation
-(when the oldest reservation runs out; `ago` = its worker is gone and the next pop re-queues it).
+(when the oldest reservation runs out; `ago` = its worker is gone and the next pop re-queues it),
+Paused (yes: workers take no job from it until `defer-worker resume`; ? when the app's cache store
+cannot be read).
 Exit status: 0 when every queue is OK; 1 when any is ALERT (size >= --max), or on an error (then
 only a message on stderr).
 Settings: REDIS_* as for `work`; with no queues given, REDIS_QUEUE or `default`.
@@ -118,6 +122,7 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
     let queues = parse_queues(settings, &list, &default.name)?;
     let now = crate::util::clock::unix_now();
     let mut lines = Vec::with_capacity(queues.len());
+    let cache = pause_store(settings).await;
     let mut open: std::collections::HashMap<String, (String, crate::laravel::queue::Queue)> =
         std::collections::HashMap::new();
     for (connection, queue) in &queues {
@@ -130,7 +135,8 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
             .stats(queue)
             .await
             .with_context(|| format!("cannot read the sizes of queue {queue} of {store}"))?;
-        let line = report(connection, queue, &stats, args.max, now);
+        let mut line = report(connection, queue, &stats, args.max, now);
+        line["paused"] = json!(paused(cache.as_ref(), connection, queue).await);
         lines.push((line, stats.ready > 0));
     }
     let alert = lines.iter().any(|(l, _)| l["status"] == "ALERT");
@@ -157,6 +163,11 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
                     relative(&l["next_delayed_due_in_secs"], true),
                     relative(&l["oldest_reservation_expires_in_secs"], true),
                     text("status"),
+                    match l["paused"].as_bool() {
+                        Some(true) => "yes".to_owned(),
+                        Some(false) => "no".to_owned(),
+                        None => "?".to_owned(),
+                    },
                 ]
             })
             .collect();
@@ -174,6 +185,7 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
                     "Next delayed",
                     "Reservation",
                     "Status",
+                    "Paused",
                 ],
                 &rows,
             )
@@ -212,10 +224,10 @@ fn fleet_table(workers: &[WorkerInfo], now: i64) -> String {
                 format!("{} ({})", w.connection, w.driver),
                 w.queues.join(","),
                 format!("{}/{}", w.in_flight, w.concurrency),
-                if w.paused.is_empty() {
-                    "-".to_owned()
-                } else {
-                    w.paused.join(",")
+                match (w.worker_paused, w.paused.is_empty()) {
+                    (true, _) => "worker (SIGUSR2)".to_owned(),
+                    (false, true) => "-".to_owned(),
+                    (false, false) => w.paused.join(","),
                 },
                 format!("{}s", (now - w.started_at).max(0)),
                 format!("{}s ago", (now - w.last_beat).max(0)),
@@ -239,6 +251,29 @@ fn fleet_table(workers: &[WorkerInfo], now: i64) -> String {
     );
     out.push_str(&format!("{} worker(s)\n", workers.len()));
     out
+}
+
+/// The app's cache store, for the pause flags; `None` (logged) when it cannot be opened, so the
+/// sizes are still reported.
+async fn pause_store(settings: &Settings) -> Option<CacheStore> {
+    match CacheStore::from_lookup(&settings.lookup()).await {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot open the app's cache store: paused shown as ?");
+            None
+        }
+    }
+}
+
+/// Whether `queue` is paused; `None` (logged) when the flag cannot be read.
+async fn paused(store: Option<&CacheStore>, connection: &str, queue: &str) -> Option<bool> {
+    match store?.is_paused(connection, queue).await {
+        Ok(p) => Some(p),
+        Err(err) => {
+            tracing::warn!(error = %err, queue, "cannot read the pause flag: paused shown as ?");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +335,7 @@ mod tests {
             concurrency: 16,
             in_flight: 3,
             paused: vec!["emails".into()],
+            worker_paused: false,
             started_at: 900,
             last_beat: 998,
         };
