@@ -93,7 +93,9 @@ fn stats(port: u16) -> Json {
 
 #[test]
 fn two_workers_are_listed_and_a_killed_one_drops_out_within_its_expiry() {
-    let w = World::new(DbKind::Sqlite);
+    let mut w = World::new(DbKind::Sqlite);
+    // The pause flags live in the app's cache store.
+    w.extra.push(("CACHE_DRIVER".into(), "redis".into()));
     let port = free_port();
     let mut a = w.worker(
         &[
@@ -142,6 +144,32 @@ fn two_workers_are_listed_and_a_killed_one_drops_out_within_its_expiry() {
     assert_ne!(info_a.id, info_b.id);
     let id_b = info_b.id.clone();
     let info_a = info_a.clone();
+
+    // A paused queue and a paused worker are announced (from the next beat).
+    dw(&w, &["pause", "redis:fleet_b"]);
+    wait_for_workers(
+        &w,
+        Duration::from_secs(20),
+        "fleet_b paused on both",
+        |ws| ws.len() == 2 && ws.iter().all(|i| i.paused == ["fleet_b"]),
+    );
+    dw(&w, &["resume", "redis:fleet_b"]);
+    a.signal("USR2");
+    wait_for_workers(
+        &w,
+        Duration::from_secs(20),
+        "worker a paused, fleet_b resumed",
+        |ws| {
+            ws.len() == 2
+                && ws
+                    .iter()
+                    .all(|i| i.paused.is_empty() && i.worker_paused == (i.pid == pa))
+        },
+    );
+    a.signal("CONT");
+    wait_for_workers(&w, Duration::from_secs(20), "worker a resumed", |ws| {
+        ws.len() == 2 && ws.iter().all(|i| !i.worker_paused)
+    });
 
     // /stats answers for the whole fleet.
     let s = stats(port);
@@ -209,6 +237,21 @@ fn two_workers_are_listed_and_a_killed_one_drops_out_within_its_expiry() {
         !w.fleet_keys().iter().any(|k| k.ends_with(&id_a)),
         "its key is deleted: {:?}",
         w.fleet_keys()
+    );
+}
+
+/// `defer-worker <args>` in the world's environment; panics when it fails.
+fn dw(w: &World, args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_defer-worker"))
+        .args(args)
+        .env_clear()
+        .envs(w.env())
+        .output()
+        .expect("defer-worker");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
