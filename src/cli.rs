@@ -87,6 +87,9 @@ Examples:
     Clear(crate::ops::clear::ClearArgs),
     /// Push a DeferredJob exactly as the app's `defer()` does.
     Dispatch(crate::ops::dispatch::DispatchArgs),
+    /// Preflight: try everything `work` would use (Redis, databases, cache, SMTP, WhatsApp, APP_KEY)
+    /// with the same settings and flags; one ✓/!/✗ line each, exit 1 when something fails.
+    Check(crate::ops::check::CheckArgs),
     /// Tell running workers (PHP's and ours) to finish their jobs and exit (`queue:restart`).
     Restart(crate::ops::restart::RestartArgs),
     /// Pause queues: workers take no new job from them until resumed (`queue:pause`, Laravel 12.40+).

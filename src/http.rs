@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `/metrics` | 200, [`Metrics::render`] with each queue's depth read from Redis now; while Redis or the database is unreachable the scrape still answers, with `defer_worker_redis_up 0` / `defer_worker_db_up 0` and without the gauges it could not read |
 //! | `/health` | 200 `ok` while the process runs |
-//! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a paused worker or queue stays ready, with a line saying so (`paused queues: emails,default`) |
+//! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a paused worker or queue stays ready, with a line saying so (`paused queues: emails,default`), and a line per WhatsApp sender whose circuit breaker is open follows (still 200: the other queues and actions work) |
 //! | `/stats` | 200 `{"queue_system":…,"performance_equivalent":…,"stats":{"pending_jobs","failed_jobs","queues","workers_active","pending_per_queue"[,"workers"]}}`; 503 `{"error":…}` when a store cannot be read |
 //! | other | 404 (405 for other methods) |
 //!
@@ -40,6 +40,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::actions::whatsapp::Breakers;
 use crate::fleet::{list_workers, FleetStore};
 use crate::laravel::failed_jobs::FailedJobs;
 use crate::laravel::queue::Queue;
@@ -76,6 +77,8 @@ pub struct HttpState {
     /// The worker's own shutdown token: once cancelled `/ready` answers 503 and `workers_active`
     /// is false, while `/metrics` keeps answering through the drain.
     pub stopping: CancellationToken,
+    /// The WhatsApp senders' circuit breakers (`defer_worker_whatsapp_breaker_open`, `/ready`).
+    pub breakers: Breakers,
     /// The fleet registry, for `/stats`'s `workers_active` and `workers`; `None` when it is off.
     pub fleet: Option<FleetView>,
 }
@@ -241,7 +244,24 @@ async fn scrape(state: &HttpState) -> String {
             tracing::debug!("http: failed_jobs database did not answer within the scrape timeout");
         }
     }
-    state.metrics.render(&read)
+    state.metrics.render_with(&read, &state.breakers.states())
+}
+
+/// One line per open WhatsApp circuit breaker, for `/ready`.
+fn open_breakers(state: &HttpState) -> String {
+    let mut out = String::new();
+    for b in state.breakers.states().iter().filter(|b| b.open) {
+        let probe = match b.probe_in_s {
+            Some(s) => format!("probe in {s}s"),
+            None => "no probe until the token changes or the worker restarts".to_owned(),
+        };
+        out.push_str(&format!(
+            "whatsapp circuit breaker open: sender {} (Meta error {}), {probe}\n",
+            b.sender.phone_number_id,
+            b.code.unwrap_or_default()
+        ));
+    }
+    out
 }
 
 async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
@@ -255,7 +275,11 @@ async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
     match tokio::time::timeout(STORE_TIMEOUT, state.queue.ping()).await {
         Ok(Ok(())) => {
             state.metrics.redis_up(true);
-            respond(StatusCode::OK, TEXT, ready_text(&state.metrics))
+            respond(
+                StatusCode::OK,
+                TEXT,
+                format!("{}{}", ready_text(&state.metrics), open_breakers(state)),
+            )
         }
         Ok(Err(error)) => {
             state.metrics.redis_up(false);

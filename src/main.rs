@@ -42,11 +42,19 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn subcommand(command: &Command, settings: &Settings) -> anyhow::Result<ExitCode> {
-    // Every command but `config` (which reports the problems itself) refuses bad settings at start.
-    if !matches!(command, Command::Config(_)) {
+    // Every command but `config` and `check` (which report the problems themselves) refuses bad
+    // settings at start.
+    let reports = match command {
+        Command::Config(_) | Command::Check(_) => true,
+        Command::Work(args) => args.check,
+        _ => false,
+    };
+    if !reports {
         ops::report::ensure_valid(settings)?;
     }
     match command {
+        Command::Work(args) if args.check => ops::check::run(args, false, settings).await,
+        Command::Check(args) => ops::check::run(&args.work, args.json, settings).await,
         Command::Work(args) => ops::work::run(args, settings).await,
         Command::Config(args) => ops::config_cmd::run(args, settings).await,
         Command::Failed(args) => ops::failed::run(args, settings).await,

@@ -42,7 +42,7 @@ fn lookup(w: &World, extra: &[(&str, &str)]) -> HashMap<String, String> {
     env
 }
 
-async fn app_data(w: &World, section: &AppSection, extra: &[(&str, &str)]) -> AppData {
+pub(crate) async fn app_data(w: &World, section: &AppSection, extra: &[(&str, &str)]) -> AppData {
     let env = lookup(w, extra);
     AppData::from_lookup(section, &|k| env.get(k).cloned())
         .await
@@ -51,7 +51,7 @@ async fn app_data(w: &World, section: &AppSection, extra: &[(&str, &str)]) -> Ap
 }
 
 /// Runs SQL in the world's database through its own client.
-fn sql(w: &World, statement: &str) {
+pub(crate) fn sql(w: &World, statement: &str) {
     let out = match w.db {
         DbKind::MySql => Command::new("mysql")
             .args(["-h127.0.0.1", "-uroot", &w.db_name, "-e", statement])
@@ -107,18 +107,22 @@ async fn seeded_lookups(db: DbKind) {
         // DECIMAL/NUMERIC is exact text, as PDO gives it.
         assert_eq!(o.get("subtotal"), Some(&SqlValue::Text("0.00".into())));
     }
-    let names: Vec<_> = b.items.iter().filter_map(|i| i.str("item_name")).collect();
+    let names: Vec<_> = b
+        .items
+        .iter()
+        .filter_map(|i| i.row.str("item_name"))
+        .collect();
     assert_eq!(
         names,
         ["Käsespätzle", "Crème brûlée", "Formule Midi | Soir"]
     );
     assert_eq!(
-        b.items[0].str("extras_name").as_deref(),
+        b.items[0].row.str("extras_name").as_deref(),
         Some("Röstzwiebeln|Speck 🥓")
     );
-    assert_eq!(b.items[0].float("variants_price"), Some(11.0));
-    assert_eq!(b.items[0].int("qty"), Some(2));
-    assert!(b.items[1].has("extras_id") && b.items[1].str("extras_id").is_none());
+    assert_eq!(b.items[0].row.float("variants_price"), Some(11.0));
+    assert_eq!(b.items[0].qty, SqlValue::Int(2));
+    assert!(b.items[1].row.has("extras_id") && b.items[1].extras.is_none());
     assert!(b.vendor.exists());
     assert_eq!(b.vendor.id, 2);
     assert_eq!(
@@ -313,7 +317,7 @@ async fn configured_sql_is_what_runs() {
     assert_eq!(b.order.str("numero").as_deref(), Some("CM-0042"));
     assert!(!b.order.has("order_number") && !b.order.has("id"));
     assert_eq!(b.items.len(), 1, "only the line with qty 2: {:?}", b.items);
-    assert_eq!(b.items[0].0.len(), 1);
+    assert_eq!(b.items[0].row.0.len(), 1);
     assert_eq!(
         b.vendor.user.str("store").as_deref(),
         Some("Café Müller & Söhne")

@@ -1,4 +1,5 @@
-//! What an action reports to the worker ([`ActionError`]: retry later, or give up) and what it may know
+//! What an action reports to the worker ([`ActionError`]: retry later, hand back untouched, or give up)
+//! and what it may know
 //! about its job ([`JobMeta`]). An action never acks, releases or fails its own job.
 
 use std::time::Duration;
@@ -17,6 +18,10 @@ pub enum ActionError {
     /// Will never succeed: fail the job now, whatever tries are left.
     #[error("{message}")]
     Permanent { message: String },
+    /// Not the job's fault and nothing was done for it (the sender is blocked, the recipient is
+    /// paced): put it back exactly as it was, due in `after`, without consuming an attempt.
+    #[error("{message}")]
+    HandBack { message: String, after: Duration },
 }
 
 /// Facts about the job an action may log; never the payload itself.
@@ -37,7 +42,7 @@ impl From<AppDataError> for ActionError {
                 message: e.to_string(),
                 after: None,
             },
-            AppDataError::Query { .. } => ActionError::Permanent {
+            AppDataError::Query { .. } | AppDataError::Columns { .. } => ActionError::Permanent {
                 message: e.to_string(),
             },
         }

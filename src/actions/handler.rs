@@ -21,16 +21,18 @@ use super::kind::ActionKind;
 use super::ledger::Ledger;
 use super::log;
 use super::plan::{Origin, Plan};
-use super::whatsapp::{WhatsappAction, WhatsappSettings};
+use super::whatsapp::{Breakers, WhatsappAction, WhatsappSettings};
 
 /// What the native kinds are built from: the settings (`WHATSAPP_*`, `MAIL_*`, `APP_*`), the app's
-/// database, its cache store, the sent-ledger.
+/// database, its cache store, the sent-ledger, the WhatsApp senders' circuit breakers.
 #[derive(Debug, Clone, Default)]
 pub struct Deps {
     pub settings: Settings,
     pub app: Option<AppData>,
     pub cache: Option<CacheStore>,
     pub ledger: Option<Ledger>,
+    /// Shared by every `whatsapp` action of the worker; `/metrics` and `/ready` read the same.
+    pub breakers: Breakers,
 }
 
 /// A built kind, ready to run jobs. Cheap to clone.
@@ -62,7 +64,9 @@ impl Handler {
             ActionKind::Whatsapp(o) => {
                 let settings = WhatsappSettings::from_lookup(&deps.settings.lookup())?;
                 Handler::Whatsapp(Arc::new(
-                    WhatsappAction::new(o, settings, deps.app.clone(), deps.ledger.clone()).await?,
+                    WhatsappAction::new(o, settings, deps.app.clone(), deps.ledger.clone())
+                        .await?
+                        .with_breakers(deps.breakers.clone()),
                 ))
             }
             ActionKind::Email(o) => Handler::Email(Arc::new(EmailAction::with_settings(

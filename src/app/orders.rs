@@ -14,6 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::line::{self, LineColumns, OrderLine};
 use super::query::{self, AppDataError};
 use super::row::{Row, SqlValue};
 use crate::config::FileConfig;
@@ -83,8 +84,8 @@ pub const APP_MAX_CONNECTIONS: u32 = 16;
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderBundle {
     pub order: Row,
-    /// The `order_details` rows.
-    pub items: Vec<Row>,
+    /// The `order_details` rows, read through the table's column family ([`AppData::order_columns`]).
+    pub items: Vec<OrderLine>,
     pub vendor: VendorBundle,
 }
 
@@ -121,6 +122,10 @@ struct Inner {
     /// The configured statements, prepared for `read`'s dialect, by lookup name.
     sql: HashMap<&'static str, String>,
     target: String,
+    /// The table the `order_items` statement reads, and its column family once known: one catalogue
+    /// read per pool, not per job.
+    lines_table: String,
+    lines: tokio::sync::OnceCell<LineColumns>,
 }
 
 impl std::fmt::Debug for AppData {
@@ -158,6 +163,8 @@ impl AppData {
                 write,
                 sql,
                 target,
+                lines_table: line::table_of(&queries.order_items),
+                lines: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -217,12 +224,28 @@ impl AppData {
 
     /// The order, its lines, its vendor and the vendor's settings; `None` when no order has this id.
     pub async fn order(&self, order_id: i64) -> Result<Option<OrderBundle>, AppDataError> {
+        let Some(mut bundle) = self.order_without_lines(order_id).await? else {
+            return Ok(None);
+        };
+        let columns = self.order_columns().await?;
+        bundle.items = self
+            .lookup("order_items", &[SqlValue::Int(order_id)])
+            .await?
+            .into_iter()
+            .map(|row| columns.line(row))
+            .collect();
+        Ok(Some(bundle))
+    }
+
+    /// [`AppData::order`] with `items` left empty, neither the lines nor their table's columns read:
+    /// for actions that show no lines, so that an odd lines table does not stop them.
+    pub async fn order_without_lines(
+        &self,
+        order_id: i64,
+    ) -> Result<Option<OrderBundle>, AppDataError> {
         let Some(order) = self.one("order", &[SqlValue::Int(order_id)]).await? else {
             return Ok(None);
         };
-        let items = self
-            .lookup("order_items", &[SqlValue::Int(order_id)])
-            .await?;
         let vendor_id = order.int("vendor_id").unwrap_or(0);
         let vendor = match self.vendor(vendor_id).await? {
             Some(v) => v,
@@ -234,9 +257,20 @@ impl AppData {
         };
         Ok(Some(OrderBundle {
             order,
-            items,
+            items: Vec::new(),
             vendor,
         }))
+    }
+
+    /// The order-line column family of the table the `order_items` statement reads
+    /// (docs/restrosaas.md §7.2), read from the catalogue on the first call and kept for this pool's
+    /// life (restart the worker after migrating the table). An unreachable database is retried on the
+    /// next call; a table with neither family is [`AppDataError::Columns`].
+    pub async fn order_columns(&self) -> Result<&LineColumns, AppDataError> {
+        self.inner
+            .lines
+            .get_or_try_init(|| line::detect(&self.inner.read, &self.inner.lines_table))
+            .await
     }
 
     /// The vendor's `users` row and `settings` row; `None` when no user has this id.

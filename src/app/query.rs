@@ -27,6 +27,12 @@ pub enum AppDataError {
         /// The table or column the database says is missing (`42S02`, `42P01`, `no such table`, …).
         missing_table: bool,
     },
+    /// The order lines table has neither of the app's column families (docs/restrosaas.md §7.2).
+    #[error(
+        "table `{table}` has neither the app's code's order-line columns (item_name with price or item_price) \
+         nor its migration's (product_name with product_price); it has: {found}"
+    )]
+    Columns { table: String, found: String },
 }
 
 impl AppDataError {

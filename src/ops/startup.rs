@@ -2,7 +2,10 @@
 //! seconds, naming what to fix) instead of starting and then holding every failing job reserved:
 //! - the SQLite file `DB_DATABASE` (or `DATABASE_URL`) names, which Laravel refuses too when missing;
 //! - the `failed_jobs` table in the app's database (the embedded SQLite default creates its own);
-//! - the `jobs` table of the database queue driver.
+//! - the `jobs` table of the database queue driver;
+//! - a Graph API version in `WHATSAPP_API_URL` that Meta no longer serves (unless
+//!   `WHATSAPP_ALLOW_EXPIRED_API_VERSION=true`); one ending within 90 days, or newer than the table, is
+//!   a warning.
 //!
 //! An unreachable database is not refused: the check warns and the worker starts, and failing jobs
 //! wait reserved until it is back (docs/laravel-queue.md §6.4). Only an answer that says the table is
@@ -11,6 +14,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::actions::whatsapp::{versions, WhatsappSettings};
 use crate::laravel::database::{DbConfig, DbKind};
 use crate::laravel::database_queue::{DatabaseQueue, DbQueueError};
 use crate::laravel::failed_jobs::{FailedJobs, FailedJobsError};
@@ -75,6 +79,27 @@ pub async fn jobs_table(cfg: &DbConfig, queue: &DatabaseQueue, name: &str) -> an
         }
         _ => Ok(()),
     }
+}
+
+/// The Graph API version the `whatsapp` actions will call, on `today`: an expired one stops the start
+/// (naming `WHATSAPP_API_URL` and the version to move to), one ending soon or unknown is logged.
+/// Nothing to check when WhatsApp is switched off or in demo mode (nothing is sent).
+pub fn whatsapp_api_version(
+    settings: &WhatsappSettings,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<()> {
+    if !settings.enabled || settings.demo_mode {
+        return Ok(());
+    }
+    let version = versions::version_of(&settings.api_url);
+    match versions::check(&settings.api_url, settings.allow_expired_api_version, today)? {
+        None => tracing::info!(
+            api_version = %versions::end_date_text(version.as_deref(), today),
+            "WhatsApp Graph API version"
+        ),
+        Some(line) => tracing::warn!("{line}"),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::breaker_board;
 use super::connect;
+use super::startup;
 use crate::actions::ledger::Ledger;
+use crate::actions::whatsapp::{Breakers, WhatsappSettings};
 use crate::actions::{Actions, Deps, Plan};
 use crate::app::{AppData, AppSection};
 use crate::config::{FileConfig, Settings};
@@ -93,6 +96,9 @@ pub struct WorkArgs {
     /// (both in the app's Redis, see the README's Fleet section).
     #[arg(long, env = "DEFER_WORKER_NO_FLEET", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_fleet: bool,
+    /// Run `defer-worker check` with these flags and exit (0 when nothing failed) instead of working.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Flags > environment (the connection's settings) > file > the connection's and Laravel's defaults.
@@ -234,7 +240,18 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
     let (db_cfg, failed) = connect::failed_jobs(settings, failed_db.as_deref()).await?;
     let encrypter = connect::encrypter(settings)?;
     let restart = restart_store(settings).await?;
-    let actions = build_actions(settings, restart.clone()).await?;
+    let breakers = Breakers::default();
+    let actions = build_actions(settings, restart.clone(), breakers.clone()).await?;
+    if actions
+        .summary()
+        .iter()
+        .any(|(_, kind)| *kind == "whatsapp")
+    {
+        let today = chrono::DateTime::from_timestamp(crate::util::clock::unix_now(), 0)
+            .unwrap_or_default()
+            .date_naive();
+        startup::whatsapp_api_version(&WhatsappSettings::from_lookup(&settings.lookup())?, today)?;
+    }
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone());
     let metrics = Arc::new(Metrics::new());
@@ -273,6 +290,7 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
                     store: store.clone(),
                     own_id: registry.id().to_owned(),
                 }),
+                breakers: breakers.clone(),
             };
             Some(tokio::spawn(http::serve(
                 listener,
@@ -293,6 +311,13 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
             queues: options.queues.clone(),
         };
         tokio::spawn(beat.run(beat_stop.clone()))
+    });
+    let board = restart.clone().map(|store| {
+        tokio::spawn(breaker_board::publish(
+            store,
+            breakers.clone(),
+            http_stop.clone(),
+        ))
     });
     let worker = Worker {
         queue: queue.clone(),
@@ -326,6 +351,9 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
     http_stop.cancel();
     if let Some(server) = server {
         let _ = server.await;
+    }
+    if let Some(board) = board {
+        let _ = board.await;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -366,10 +394,17 @@ fn chain_route(settings: &Settings, conn: &Connection, queue: &Queue) -> chain::
 
 /// The action table of the config file, built on the app's database, its cache store and (for `email`)
 /// the sent-ledger in the queue's Redis (for `email` and `whatsapp`).
-async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow::Result<Actions> {
+async fn build_actions(
+    settings: &Settings,
+    cache: Option<CacheStore>,
+    breakers: Breakers,
+) -> anyhow::Result<Actions> {
     let file = settings.file();
     let plan = Plan::from_file(file)?;
     let app = AppData::from_lookup(&AppSection::from_file(file)?, &settings.lookup()).await?;
+    if let Some(app) = app.clone() {
+        tokio::spawn(report_order_columns(app));
+    }
     let ledger = if plan.uses_ledger() {
         match ledger(settings).await {
             Ok(l) => Some(l),
@@ -388,6 +423,7 @@ async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow
         app,
         cache,
         ledger,
+        breakers,
     };
     let actions = Actions::build(&plan, &deps).await?;
     let table = actions
@@ -398,6 +434,25 @@ async fn build_actions(settings: &Settings, cache: Option<CacheStore>) -> anyhow
         .join(" ");
     tracing::info!(actions = %table, "actions");
     Ok(actions)
+}
+
+/// Says which `order_details` column family the actions will read (docs/restrosaas.md §9.21), in the
+/// background so that a database that is down does not hold the start (each job then reads it). The
+/// answer is kept in `app`'s pool, which the actions share.
+async fn report_order_columns(app: AppData) {
+    match app.order_columns().await {
+        Ok(columns) => tracing::info!(order_lines = %columns, "order lines"),
+        Err(e) if e.is_unavailable() => {}
+        // A database without the app's tables (only failed_jobs, say) is not worth a warning: the
+        // actions that read lines say so when they run.
+        Err(e) if e.is_missing_table() => {
+            tracing::info!(error = %e, "order lines cannot be read (no table)")
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "order lines cannot be read: WhatsApp and e-mail jobs will fail until the table is fixed"
+        ),
+    }
 }
 
 /// The sent-ledger in the queue's Redis (same `REDIS_*` settings and prefix). Errors name the setting

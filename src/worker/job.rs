@@ -7,8 +7,8 @@
 //! over `[limits] max_payload_bytes`, which is not parsed at all.
 //!
 //! Per-action concurrency (`[limits.actions]`): the wait for the action's permit counts inside the job's
-//! timeout, so wait + run never exceed it (and the timeout stays below `retry_after`: no other worker
-//! takes the job meanwhile). A job that spends its whole timeout waiting never started: it is handed
+//! timeout, so wait + run never exceed it (and the job's lease, [`super::lease`], keeps it reserved
+//! meanwhile: no other worker takes it). A job that spends its whole timeout waiting never started: it is handed
 //! back, unchanged and without consuming an attempt, to the end of its own queue. With no timeout
 //! (`--timeout 0`) the wait is bounded by half the queue's `retry_after`.
 
@@ -45,6 +45,9 @@ pub enum Outcome {
     Fail { exception: PhpException },
     /// Not ours to run: push the original payload, unchanged, to another queue.
     Handoff { to: String, reason: &'static str },
+    /// The action did nothing for it and asked to wait: back to its own queue's `:delayed` in
+    /// `delay` seconds exactly as it was, without consuming an attempt.
+    HandBack { delay: u64, reason: String },
 }
 
 /// What the logs say about a job (never its data).
@@ -195,6 +198,11 @@ impl Decider {
             RunResult::Err(ActionError::Permanent { message }) => Outcome::Fail {
                 exception: PhpException::action_failed(message),
             },
+            // Not an exception of the job: neither maxExceptions nor the attempts count it.
+            RunResult::Err(ActionError::HandBack { message, after }) => Outcome::HandBack {
+                delay: whole_secs(after),
+                reason: message,
+            },
             RunResult::Err(ActionError::Retry { message, after }) => {
                 // Counted even when out of attempts, as PHP's worker does.
                 let too_many = self.exceptions.exceeded(&payload).await;
@@ -299,6 +307,13 @@ enum RunResult {
     Panicked(String),
 }
 
+/// `after` in whole seconds (queue scores are whole seconds), rounded up, at least 1: a job handed
+/// back for "now" would be popped again at once.
+fn whole_secs(after: Duration) -> u64 {
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    secs.max(1)
+}
+
 fn invalid(reason: String) -> Outcome {
     Outcome::Fail {
         exception: PhpException::invalid_payload(reason),
@@ -359,6 +374,7 @@ mod tests {
             original,
             invalid: None,
             attempts: None,
+            reserved_until: 0,
         }
     }
 
@@ -392,6 +408,13 @@ mod tests {
             matches!(&outcome, Outcome::Release { reason, .. } if reason.contains("timed out")),
             "{outcome:?}"
         );
+    }
+
+    #[test]
+    fn a_hand_back_waits_whole_seconds_and_never_zero() {
+        assert_eq!(whole_secs(Duration::ZERO), 1);
+        assert_eq!(whole_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_secs(Duration::from_secs(6)), 6);
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! Carries an [`Outcome`] out on Redis and failed_jobs, so that a job is always somewhere: done (with
-//! the next link of its chain pushed first), back in `:delayed`, handed to another queue, or in
-//! failed_jobs.
+//! the next link of its chain pushed first), back in `:delayed` (released, or handed back untouched),
+//! handed to another queue, or in failed_jobs.
 //!
 //! Order matters. A failed job is written to failed_jobs *before* it leaves `:reserved` (Laravel does the
 //! opposite and loses the job when the database is down); while the database is down the reservation is
@@ -38,8 +38,13 @@ pub enum Settled {
     Released,
     Failed,
     HandedOff,
+    /// Back in its queue's `:delayed` as it was, without using an attempt.
+    HandedBack,
     /// The stores could not be reached; the job stays reserved and comes back after retry_after.
     LeftReserved,
+    /// Not settled: its lease was lost while it ran and another worker holds it now
+    /// ([`super::lease`]), so nothing here may delete, release or fail it.
+    LeaseLost,
 }
 
 impl From<Settled> for crate::metrics::JobOutcome {
@@ -50,7 +55,9 @@ impl From<Settled> for crate::metrics::JobOutcome {
             Settled::Released => JobOutcome::Released,
             Settled::Failed => JobOutcome::Failed,
             Settled::HandedOff => JobOutcome::HandedOff,
+            Settled::HandedBack => JobOutcome::HandedBack,
             Settled::LeftReserved => JobOutcome::LeftReserved,
+            Settled::LeaseLost => JobOutcome::LeaseLost,
         }
     }
 }
@@ -96,6 +103,16 @@ impl Settler {
                 .await
                 {
                     Some(_) => Settled::Released,
+                    None => Settled::LeftReserved,
+                }
+            }
+            Outcome::HandBack { delay, .. } => {
+                match retrying("hand back", popped, info, || {
+                    self.queue.hand_back(popped, *delay)
+                })
+                .await
+                {
+                    Some(_) => Settled::HandedBack,
                     None => Settled::LeftReserved,
                 }
             }
@@ -222,6 +239,7 @@ mod tests {
             reservation: Reservation::Redis(b"{}".to_vec()),
             invalid: None,
             attempts: None,
+            reserved_until: 0,
         }
     }
 

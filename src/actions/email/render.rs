@@ -13,8 +13,8 @@ use anyhow::{bail, Context};
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::actions::whatsapp::format::{Currency, PhpScalar};
-use crate::app::{fallback_settings, OrderBundle, Row};
+use crate::actions::whatsapp::format::{line_total, Currency, PhpScalar};
+use crate::app::{fallback_settings, OrderBundle, OrderLine, Row};
 
 use super::date;
 
@@ -88,10 +88,36 @@ pub struct InvoiceFields {
     pub track_url: String,
     /// Every `orders` column, as text (for custom templates).
     pub order: BTreeMap<String, String>,
-    /// The `order_details` rows, as text.
+    /// The `order_details` rows, as text, every column by its own name.
     pub items: Vec<BTreeMap<String, String>>,
+    /// The same lines with the same names on both of the app's `order_details` schemas
+    /// (docs/restrosaas.md §7.2), for custom templates (the app's own views show no lines).
+    pub lines: Vec<MailLine>,
     /// The vendor's `name`, `email`, `slug`, `mobile` (never its password or tokens).
     pub vendor: BTreeMap<&'static str, String>,
+}
+
+/// One order line for the templates, whichever column family its table has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MailLine {
+    pub name: String,
+    pub quantity: String,
+    /// The variant's name, empty without one.
+    pub variant: String,
+    /// The line's total (quantity included), formatted as the app formats money.
+    pub total: String,
+}
+
+impl MailLine {
+    fn new(line: &OrderLine, currency: &Currency) -> MailLine {
+        let text = |v: &crate::app::SqlValue| PhpScalar::from_sql(Some(v)).to_php_string();
+        MailLine {
+            name: text(&line.name),
+            quantity: text(&line.qty),
+            variant: line.variant.as_ref().map(text).unwrap_or_default(),
+            total: currency.format_f64(line_total(line)),
+        }
+    }
 }
 
 /// The fields plus who gets which mail.
@@ -181,8 +207,13 @@ pub fn invoice(
         .non_empty("delivery_time")
         .or_else(|| created.map(|t| t.format("%H:%M:%S").to_string()))
         .unwrap_or_default();
-    let grand_total =
-        Currency::from_settings(settings).format(&PhpScalar::from_sql(order.get("grand_total")));
+    let currency = Currency::from_settings(settings);
+    // `total` for forks without `grand_total`, as the WhatsApp text reads it.
+    let total_column = ["grand_total", "total"]
+        .into_iter()
+        .find(|c| order.has(c))
+        .unwrap_or("grand_total");
+    let grand_total = currency.format(&PhpScalar::from_sql(order.get(total_column)));
     let order_number = order.non_empty("order_number").unwrap_or_default();
     let slug = user.non_empty("slug").unwrap_or_default();
 
@@ -201,7 +232,12 @@ pub fn invoice(
         track_url: track_url(track_template, app_url, &slug, &order_number),
         order_number,
         order: text_row(order),
-        items: bundle.items.iter().map(text_row).collect(),
+        items: bundle.items.iter().map(|l| text_row(&l.row)).collect(),
+        lines: bundle
+            .items
+            .iter()
+            .map(|l| MailLine::new(l, &currency))
+            .collect(),
         vendor: vendor_map,
     };
     Invoice {
@@ -337,7 +373,7 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{SqlValue, VendorBundle};
+    use crate::app::{LineColumns, SqlValue, VendorBundle};
 
     fn text(s: &str) -> SqlValue {
         SqlValue::Text(s.into())
@@ -356,7 +392,16 @@ mod tests {
                 ("created_at", text("2025-11-15 10:05:00")),
                 ("order_type", SqlValue::Int(1)),
             ]),
-            items: vec![Row::from_pairs([("item_name", text("Käsespätzle"))])],
+            items: vec![LineColumns::detect(
+                "order_details",
+                &["item_name".into(), "price".into()],
+            )
+            .expect("the code's family")
+            .line(Row::from_pairs([
+                ("item_name", text("Käsespätzle")),
+                ("price", text("9.50")),
+                ("qty", SqlValue::Int(2)),
+            ]))],
             vendor: VendorBundle {
                 id: 2,
                 user: Row::from_pairs([
@@ -402,6 +447,16 @@ mod tests {
         );
         assert_eq!(f.customer_name, "Zoë <Ångström> & Co");
         assert_eq!(f.order_type, "1");
+        assert_eq!(f.items[0]["item_name"], "Käsespätzle");
+        assert_eq!(
+            f.lines,
+            [MailLine {
+                name: "Käsespätzle".into(),
+                quantity: "2".into(),
+                variant: String::new(),
+                total: "19,00€".into(),
+            }]
+        );
         assert!(
             !f.vendor.values().any(|v| v == "hash"),
             "no password in the context"

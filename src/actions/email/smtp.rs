@@ -226,6 +226,21 @@ impl Mailer {
         Ok(b.build())
     }
 
+    /// Connects to `server` as a send would (TCP, EHLO, STARTTLS or TLS with the certificate
+    /// checked, AUTH) and quits, sending no mail. For `defer-worker check`.
+    pub async fn test_connection(&self, server: &SmtpServer) -> Result<(), SendError> {
+        let transport = self.transport(server)?;
+        match transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SendError {
+                retry: true,
+                connection: true,
+                message: format!("SMTP server {server} closed the connection after the greeting"),
+            }),
+            Err(e) => Err(classify(&e, server)),
+        }
+    }
+
     /// Hands one mail to `server`; `Ok` once the server accepted it (`250` after DATA).
     pub async fn send(&self, server: &SmtpServer, message: Message) -> Result<(), SendError> {
         let transport = self.transport(server)?;

@@ -21,7 +21,14 @@
 //! The ledger, not `whatsapp_messages_log`: the app's table has no column for the job's uuid, lives in
 //! the app's database (which may be the thing that is down) and is optional (`log_table = ""`).
 //! Still at-least-once: a crash or a Redis failure between Meta's 200 and the mark, or a timeout after
-//! Meta accepted the message, sends it again on the next attempt.
+//! Meta accepted the message, sends it again on the next attempt. The job's uuid goes out as
+//! `biz_opaque_callback_data`, which Meta echoes in the status webhooks, so a duplicate can be told.
+//!
+//! **Handed back, not failed** ([`ActionError::HandBack`], no attempt used): while the sender's
+//! circuit breaker is open ([`super::breaker`]: Meta's 190, 368, 131031, 131048), nothing is sent and
+//! the job waits for the next probe; Meta's pair rate limit (131056) and our own per-recipient pacing
+//! delay only that recipient's job. A 200 whose `message_status` is `held_for_quality_assessment`
+//! is accepted (Meta may still drop it) and logged with its wamid.
 //! Never logs a phone number, the text or the token above debug.
 
 use std::time::Duration;
@@ -33,7 +40,9 @@ use crate::actions::{ActionError, JobMeta};
 use crate::app::{AppData, OrderBundle};
 use crate::deferred::{DeferredJob, IdArg};
 
+use super::breaker::{Admit, Breakers, Change, Sender, Verdict};
 use super::client::{self, CloudApi};
+use super::errors::{breaker_remedy, SendError, PAIR_RATE_LIMIT};
 use super::log::{LogEntry, MessageLog, Outcome, Recorded};
 use super::message::{self, MessageContext, OrderRows};
 use super::options::{
@@ -44,6 +53,8 @@ use super::ratelimit::Limiter;
 
 /// Meta's limit on a text body, in characters.
 const MAX_TEXT_CHARS: usize = 4096;
+/// Meta's pair rate limit lets about one message every 6 s reach the same user.
+const PAIR_SPACING: Duration = Duration::from_secs(6);
 
 /// The `whatsapp` action, built once at worker start.
 #[derive(Debug)]
@@ -56,6 +67,9 @@ pub struct WhatsappAction {
     app: Option<AppData>,
     ctx: MessageContext,
     ledger: Option<Ledger>,
+    breakers: Breakers,
+    /// The sender the breaker knows this action's API by (no API: none).
+    sender: Option<Sender>,
 }
 
 /// The order id a job carries, as the app reads it.
@@ -110,6 +124,15 @@ impl WhatsappAction {
         self
     }
 
+    /// The same action sharing `breakers` (one per worker: `/metrics` and `/ready` read it).
+    pub fn with_breakers(mut self, breakers: Breakers) -> Self {
+        if let Some(sender) = &self.sender {
+            breakers.seen(sender);
+        }
+        self.breakers = breakers;
+        self
+    }
+
     /// The ledger step of this action's message for one job.
     fn step(&self) -> &'static str {
         match self.opts.recipient {
@@ -125,6 +148,7 @@ impl WhatsappAction {
         app: Option<AppData>,
     ) -> anyhow::Result<Self> {
         opts.rate_limit.validate().map_err(anyhow::Error::msg)?;
+        opts.breaker.validate().map_err(anyhow::Error::msg)?;
         if settings.enabled && app.is_none() {
             anyhow::bail!(
                 "the whatsapp action reads orders from the app's database: set DB_CONNECTION and DB_* \
@@ -159,7 +183,16 @@ impl WhatsappAction {
             delivery_label: opts.delivery_label.clone(),
             pickup_label: opts.pickup_label.clone(),
         };
+        let sender = api
+            .as_ref()
+            .map(|a| Sender::new(a.phone_number_id(), &settings.api_token));
+        let breakers = Breakers::default();
+        if let Some(s) = &sender {
+            breakers.seen(s);
+        }
         Ok(WhatsappAction {
+            breakers,
+            sender,
             limiter: Limiter::new(&opts.rate_limit),
             log: MessageLog::new(app.clone(), &opts.log_table, settings.timezone),
             opts: opts.clone(),
@@ -210,6 +243,13 @@ impl WhatsappAction {
                 }
             }
         }
+        if !self.settings.demo_mode {
+            if let Some(Admit::Hold { code, after }) =
+                self.sender.as_ref().and_then(|s| self.breakers.holding(s))
+            {
+                return Err(self.held(code, after));
+            }
+        }
         let app = self
             .app
             .as_ref()
@@ -242,7 +282,11 @@ impl WhatsappAction {
                 }
             };
         };
-        let body = self.body(&rows, &to);
+        let mut body = self.body(&rows, &to);
+        if !meta.uuid.is_empty() {
+            // Echoed in the status webhooks: ties a delivery to its job (and a resend to the first).
+            body["biz_opaque_callback_data"] = serde_json::Value::from(meta.uuid);
+        }
         if self.settings.demo_mode {
             tracing::info!(order_id = id, to = %phone::masked(&to), "WHATSAPP_DEMO_MODE: WhatsApp message not sent");
             tracing::debug!(body = %body, "demo message");
@@ -258,15 +302,34 @@ impl WhatsappAction {
             )));
         };
         if let Err(delay) = self.limiter.acquire(api.phone_number_id(), &to).await {
-            return Err(ActionError::Retry {
+            return Err(ActionError::HandBack {
                 message: format!(
                     "WhatsApp rate limit: the next slot for this sender/recipient is in {:.1}s",
                     delay.as_secs_f64()
                 ),
-                after: Some(delay.max(Duration::from_secs(1))),
+                after: delay.max(Duration::from_secs(1)),
             });
         }
+        let sender = self.sender.as_ref();
+        if let Some(sender) = sender {
+            match self
+                .breakers
+                .admit(sender, self.settings.timeout + Duration::from_secs(5))
+            {
+                Admit::Send => {}
+                Admit::Probe { code } => tracing::info!(
+                    sender = %sender.phone_number_id,
+                    code,
+                    order_id = id,
+                    "WhatsApp circuit breaker: cool-down over, this message is the probe"
+                ),
+                Admit::Hold { code, after } => return Err(self.held(code, after)),
+            }
+        }
         let result = api.send(&body).await;
+        if let Some(sender) = sender {
+            self.judge(sender, &result);
+        }
         if result.is_ok() {
             self.mark(meta.uuid, id).await;
         }
@@ -300,13 +363,108 @@ impl WhatsappAction {
         }
         match result {
             Ok(sent) => {
-                tracing::info!(order_id = id, to = %phone::masked(&to), wamid = sent.wamid.as_deref().unwrap_or(""), "WhatsApp message sent");
+                let wamid = sent.wamid.as_deref().unwrap_or("");
+                match sent.message_status.as_deref() {
+                    Some("held_for_quality_assessment") => tracing::warn!(
+                        order_id = id,
+                        to = %phone::masked(&to),
+                        wamid,
+                        message_status = "held_for_quality_assessment",
+                        "WhatsApp message accepted but held for Meta's quality assessment: it may                          still be dropped (see its status webhook)"
+                    ),
+                    status => {
+                        tracing::info!(order_id = id, to = %phone::masked(&to), wamid, message_status = status.unwrap_or(""), "WhatsApp message sent")
+                    }
+                }
                 Ok(())
             }
             Err(e) => {
                 tracing::warn!(order_id = id, code = %e.code, retry = e.retry, "WhatsApp message failed");
-                Err(e.into())
+                Err(self.verdict_error(e, &to))
             }
+        }
+    }
+
+    /// Tells the breaker how a send ended, and logs what it changed.
+    fn judge(&self, sender: &Sender, result: &Result<client::Sent, SendError>) {
+        let verdict = match result {
+            Ok(_) => Verdict::Passed,
+            Err(e) => match e.breaker_code() {
+                Some(code) => Verdict::Tripped(code),
+                None if e.retry => Verdict::Unclear,
+                None => Verdict::Passed,
+            },
+        };
+        match self
+            .breakers
+            .record(sender, verdict, |c| self.opts.breaker.cooldown(c))
+        {
+            Change::None => {}
+            Change::Opened { code, cooldown } => {
+                let next = match cooldown {
+                    Some(c) => format!("one probe in {}s", c.as_secs()),
+                    None => "no probe until the token changes or the worker restarts".to_owned(),
+                };
+                tracing::error!(
+                    sender = %sender.phone_number_id,
+                    code,
+                    cooldown_s = cooldown.map(|c| c.as_secs()),
+                    "WhatsApp circuit breaker open for sender {} after Meta error {code}: nothing is                      sent from it and its jobs are handed back unchanged; {next}. To do: {}",
+                    sender.phone_number_id,
+                    breaker_remedy(code)
+                );
+            }
+            Change::Closed => tracing::info!(
+                sender = %sender.phone_number_id,
+                "WhatsApp circuit breaker closed: the probe was accepted, sending again"
+            ),
+        }
+    }
+
+    /// What the worker does about a failed send: hand the job back for a breaker code or the pair
+    /// rate limit (this recipient waits; no attempt used), else Meta's retry-or-fail.
+    fn verdict_error(&self, e: SendError, to: &str) -> ActionError {
+        if let Some(code) = e.breaker_code() {
+            let after = self
+                .opts
+                .breaker
+                .cooldown(code)
+                .unwrap_or(super::breaker::UNTIL_RESTART_HOLD);
+            return ActionError::HandBack {
+                message: format!(
+                    "{}; handed back until the circuit breaker's probe",
+                    e.message
+                ),
+                after,
+            };
+        }
+        if e.meta_code() == Some(PAIR_RATE_LIMIT) {
+            let after = e.after.unwrap_or(PAIR_SPACING).max(PAIR_SPACING);
+            self.limiter.push_back(to, after);
+            return ActionError::HandBack {
+                message: format!(
+                    "{}; only this recipient waits {}s",
+                    e.message,
+                    after.as_secs()
+                ),
+                after,
+            };
+        }
+        e.into()
+    }
+
+    /// The hand-back of a job met while the sender's breaker is open.
+    fn held(&self, code: i64, after: Duration) -> ActionError {
+        let sender = self
+            .sender
+            .as_ref()
+            .map_or("", |s| s.phone_number_id.as_str());
+        ActionError::HandBack {
+            message: format!(
+                "WhatsApp circuit breaker open for sender {sender} (Meta error {code}): not sent,                  handed back unchanged for {}s",
+                after.as_secs_f64().ceil()
+            ),
+            after,
         }
     }
 

@@ -18,6 +18,9 @@ use super::errors::{self, SendError};
 pub struct Sent {
     /// `messages[0].id`: the wamid the webhook later reports statuses for.
     pub wamid: Option<String>,
+    /// `messages[0].message_status`: `accepted`, or `held_for_quality_assessment` (accepted, but
+    /// Meta may still drop it); absent in older versions' answers.
+    pub message_status: Option<String>,
 }
 
 /// The Cloud API endpoint of one sender phone number.
@@ -25,6 +28,8 @@ pub struct Sent {
 pub struct CloudApi {
     http: reqwest::Client,
     url: String,
+    /// `{api_url}/{phone_number_id}`: the phone number's own node, for read-only checks.
+    number_url: String,
     token: String,
     timeout: Duration,
     phone_number_id: String,
@@ -75,13 +80,11 @@ impl CloudApi {
             .pool_max_idle_per_host(32)
             .user_agent(concat!("defer-worker/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let number_url = format!("{}/{}", api_url.trim_end_matches('/'), phone_number_id);
         Ok(CloudApi {
             http,
-            url: format!(
-                "{}/{}/messages",
-                api_url.trim_end_matches('/'),
-                phone_number_id
-            ),
+            url: format!("{number_url}/messages"),
+            number_url,
             token: token.to_owned(),
             timeout,
             phone_number_id: phone_number_id.to_owned(),
@@ -122,18 +125,56 @@ impl CloudApi {
                 &bytes,
             ));
         }
-        let wamid = serde_json::from_slice::<Json>(&bytes).ok().and_then(|j| {
-            j.pointer("/messages/0/id")
+        let answer = serde_json::from_slice::<Json>(&bytes).ok();
+        let field = |pointer: &str| {
+            answer
+                .as_ref()
+                .and_then(|j| j.pointer(pointer))
                 .and_then(Json::as_str)
                 .map(str::to_owned)
-        });
+        };
+        let wamid = field("/messages/0/id");
+        let message_status = field("/messages/0/message_status");
         if wamid.is_none() {
             tracing::warn!(
                 status,
                 "WhatsApp Cloud API accepted the message without a message id"
             );
         }
-        Ok(Sent { wamid })
+        Ok(Sent {
+            wamid,
+            message_status,
+        })
+    }
+
+    /// `GET /{phone-number-id}?fields=…`: the sender's own node, read-only (nothing is sent). Checks
+    /// the token and the id as Meta sees them; an error answer comes back classified as a send's would.
+    pub async fn phone_number(&self, fields: &str) -> Result<Json, SendError> {
+        let response = self
+            .http
+            .get(&self.number_url)
+            .query(&[("fields", fields)])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| errors::from_transport(&e, self.timeout))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| errors::from_transport(&e, self.timeout))?;
+        if !(200..300).contains(&status) {
+            return Err(errors::from_response(status, None, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| SendError {
+            retry: true,
+            after: None,
+            code: format!("http_{status}"),
+            error: format!("the answer is not JSON: {e}"),
+            message: format!(
+                "WhatsApp Cloud API answered {status} with a body that is not JSON: {e}"
+            ),
+        })
     }
 }
 

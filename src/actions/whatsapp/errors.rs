@@ -22,6 +22,29 @@ const RETRY_CODES: &[i64] = &[
     133004, // server temporarily unavailable
 ];
 
+/// Meta codes that stop a whole sender, not one message: the circuit breaker opens on them
+/// (`breaker`), and the job that met one is handed back, not failed.
+pub const BREAKER_CODES: &[i64] = &[
+    190,    // access token invalid or expired
+    368,    // sender temporarily blocked for policy violations
+    131031, // business account locked
+    131048, // spam rate limit: too many previous messages blocked or flagged
+];
+
+/// Meta's pair rate limit: too many messages to the same recipient; only that recipient waits.
+pub const PAIR_RATE_LIMIT: i64 = 131056;
+
+/// What the operator must do about a breaker code.
+pub fn breaker_remedy(code: i64) -> &'static str {
+    match code {
+        190 => "the access token is invalid or expired: put a new token in WHATSAPP_API_TOKEN and restart the worker",
+        368 => "the sender is temporarily blocked for policy violations: check the number in WhatsApp Manager and request a review (appeal) there",
+        131031 => "the business account is locked: appeal in WhatsApp Manager (Business Support Home)",
+        131048 => "spam rate limit (too many earlier messages blocked or flagged): check the number's quality rating in WhatsApp Manager and send less",
+        _ => "see Meta's error-code reference",
+    }
+}
+
 /// Meta codes that will not get better by retrying.
 fn is_permanent_code(code: i64) -> bool {
     matches!(
@@ -34,6 +57,7 @@ fn is_permanent_code(code: i64) -> bool {
         | 131051 // unsupported message type
         | 368 // temporarily blocked for policy violations
         | 131031 // business account locked
+        | 131048 // spam rate limit
         | 132000..=132016 // template problems
     )
 }
@@ -51,6 +75,18 @@ pub struct SendError {
     pub error: String,
     /// The whole story for failed_jobs and the worker log.
     pub message: String,
+}
+
+impl SendError {
+    /// Meta's numeric code, when it gave one.
+    pub fn meta_code(&self) -> Option<i64> {
+        self.code.parse().ok()
+    }
+
+    /// The code, when it is one that stops the whole sender ([`BREAKER_CODES`]).
+    pub fn breaker_code(&self) -> Option<i64> {
+        self.meta_code().filter(|c| BREAKER_CODES.contains(c))
+    }
 }
 
 impl From<SendError> for ActionError {
@@ -136,6 +172,10 @@ pub fn from_response(status: u16, retry_after: Option<&str>, body: &[u8]) -> Sen
         message.push_str(&format!(", fbtrace_id {t}"));
     }
     message.push(')');
+    if let Some(c) = code.filter(|c| BREAKER_CODES.contains(c)) {
+        message.push_str("; ");
+        message.push_str(breaker_remedy(c));
+    }
     if code == Some(131047) {
         message.push_str("; more than 24 hours since the recipient last wrote: send an approved template instead");
     }
@@ -275,7 +315,7 @@ mod tests {
             assert!(from_response(400, None, &meta(c)).retry, "{c}");
         }
         for c in [
-            0, 190, 100, 131008, 131026, 131047, 131051, 132000, 132016, 368, 131031,
+            0, 190, 100, 131008, 131026, 131047, 131051, 132000, 132016, 368, 131031, 131048,
         ] {
             assert!(!from_response(400, None, &meta(c)).retry, "{c}");
         }
@@ -296,6 +336,19 @@ mod tests {
         let e = from_response(400, None, body);
         assert!(!e.message.contains("2250708091011"), "{}", e.message);
         assert!(e.message.contains("Recipient *** not allowed"));
+    }
+
+    #[test]
+    fn breaker_codes_are_named_with_what_to_do() {
+        for c in [190, 368, 131031, 131048] {
+            let e = from_response(400, None, &meta(c));
+            assert_eq!(e.breaker_code(), Some(c));
+            assert!(e.message.ends_with(breaker_remedy(c)), "{}", e.message);
+        }
+        assert!(breaker_remedy(190).contains("WHATSAPP_API_TOKEN"));
+        assert!(breaker_remedy(368).contains("appeal"));
+        assert_eq!(from_response(400, None, &meta(131026)).breaker_code(), None);
+        assert_eq!(from_response(429, None, b"").breaker_code(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Pure functions only: no I/O, no logging. The rounding must stay PHP's, not Rust's (`1.005` → `1.01`,
 //! `2.5` → `3`); the integration tests compare these functions with the real `php` binary.
 
-use crate::app::{Row, SqlValue};
+use crate::app::{LinePrice, OrderLine, Row, SqlValue};
 
 /// A PHP scalar as the app's formatter sees it (an Eloquent attribute or a piece of an `explode`).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +60,19 @@ impl PhpScalar {
                 None => false,
             },
         }
+    }
+}
+
+/// An order line's total as the app's formatters compute it, `$qty * $price` on floats
+/// (docs/restrosaas.md §4.7); a line that stores its total (`item_price` of the web checkout) gives it as
+/// stored.
+pub fn line_total(line: &OrderLine) -> f64 {
+    match &line.price {
+        LinePrice::Unit(unit) => {
+            PhpScalar::from_sql(Some(&line.qty)).to_float()
+                * PhpScalar::from_sql(Some(unit)).to_float()
+        }
+        LinePrice::Total(total) => PhpScalar::from_sql(Some(total)).to_float(),
     }
 }
 

@@ -22,9 +22,9 @@
 //!
 //! Pure: rows in, text out. No database, no logging.
 
-use crate::app::Row;
+use crate::app::{OrderLine, Row};
 
-use super::format::{Currency, PhpScalar};
+use super::format::{line_total, Currency, PhpScalar};
 
 /// The vendor template `helper::vendor_register` writes for new vendors (LF line endings).
 pub const DEFAULT_WHATSAPP_MESSAGE: &str = "Hi,
@@ -74,8 +74,8 @@ pub const DEFAULT_ITEM_MESSAGE: &str = "🔵 {qty} X {item_name} {variantsdata} 
 pub struct OrderRows<'a> {
     /// The `orders` row.
     pub order: &'a Row,
-    /// Its `order_details` rows, in id order.
-    pub items: &'a [Row],
+    /// Its `order_details` rows, in id order, on either of the table's column families.
+    pub items: &'a [OrderLine],
     /// The vendor's `users` row (`name`, `slug`, `mobile`).
     pub vendor: &'a Row,
     /// The vendor's `settings` row, if there is one.
@@ -171,32 +171,25 @@ fn url_to(app_url: &str, path: &str) -> String {
 /// `{item_variable}`: one line per order line and per extra, each preceded by `%0a`.
 fn item_lines(rows: &OrderRows<'_>, currency: &Currency) -> String {
     let item_message = template_or(rows.settings, "item_message", DEFAULT_ITEM_MESSAGE);
+    let php = |v: &crate::app::SqlValue| PhpScalar::from_sql(Some(v));
     let mut lines = vec![String::new()];
     for item in rows.items {
-        let qty = scalar(item, "qty");
-        let has_variant = item.non_empty("variants_id").is_some();
-        let (unit, variants) = if has_variant {
-            (
-                scalar(item, "variants_price"),
-                format!("({})", scalar(item, "variants_name").to_php_string()),
-            )
-        } else {
-            (scalar(item, "price"), String::new())
-        };
-        let line_total = qty.to_float() * unit.to_float();
+        let variants = item.variant.as_ref().map_or_else(String::new, |name| {
+            format!("({})", php(name).to_php_string())
+        });
         lines.push(expand(
             &item_message,
             &[
-                ("{qty}", qty.to_php_string()),
-                ("{item_name}", scalar(item, "item_name").to_php_string()),
+                ("{qty}", php(&item.qty).to_php_string()),
+                ("{item_name}", php(&item.name).to_php_string()),
                 ("{variantsdata}", variants),
-                ("{item_price}", currency.format_f64(line_total)),
+                ("{item_price}", currency.format_f64(line_total(item))),
             ],
         ));
-        if item.non_empty("extras_id").is_some() {
-            let ids = explode(&scalar(item, "extras_id"));
-            let names = explode(&scalar(item, "extras_name"));
-            let prices = explode(&scalar(item, "extras_price"));
+        if let Some(extras) = &item.extras {
+            let ids = explode(&php(&extras.ids));
+            let names = explode(&php(&extras.names));
+            let prices = explode(&php(&extras.prices));
             for k in 0..ids.len() {
                 let name = names.get(k).map_or("", String::as_str);
                 let price = prices
@@ -330,11 +323,21 @@ pub fn parameter(template: &str, values: &[(&'static str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::SqlValue;
+    use crate::app::{LineColumns, SqlValue};
 
     fn text(s: &str) -> SqlValue {
         SqlValue::Text(s.into())
     }
+
+    /// The rows as lines of a table with `columns`.
+    fn lines(columns: &str, rows: Vec<Row>) -> Vec<OrderLine> {
+        let columns: Vec<String> = columns.split_whitespace().map(str::to_owned).collect();
+        let detected = LineColumns::detect("order_details", &columns).expect("a family");
+        rows.into_iter().map(|r| detected.line(r)).collect()
+    }
+
+    const CODE_COLUMNS: &str =
+        "item_name qty price item_price variants_id variants_name variants_price extras_id extras_name extras_price";
 
     #[test]
     fn default_templates_and_fallback_settings() {
@@ -354,25 +357,28 @@ mod tests {
             ("delivery_date", text("2025-11-15")),
             ("delivery_time", text("14:30:00")),
         ]);
-        let items = vec![
-            Row::from_pairs([
-                ("item_name", text("Attiéké")),
-                ("qty", SqlValue::Int(2)),
-                ("price", SqlValue::Float(10.0)),
-                ("variants_id", text("")),
-                ("extras_id", text("3|4")),
-                ("extras_name", text("Piment|Oignon")),
-                ("extras_price", text("0.5|1")),
-            ]),
-            Row::from_pairs([
-                ("item_name", text("Jus")),
-                ("qty", SqlValue::Int(1)),
-                ("price", SqlValue::Float(9.0)),
-                ("variants_id", SqlValue::Int(5)),
-                ("variants_name", text("Grand")),
-                ("variants_price", text("4.5")),
-            ]),
-        ];
+        let items = lines(
+            CODE_COLUMNS,
+            vec![
+                Row::from_pairs([
+                    ("item_name", text("Attiéké")),
+                    ("qty", SqlValue::Int(2)),
+                    ("price", SqlValue::Float(10.0)),
+                    ("variants_id", text("")),
+                    ("extras_id", text("3|4")),
+                    ("extras_name", text("Piment|Oignon")),
+                    ("extras_price", text("0.5|1")),
+                ]),
+                Row::from_pairs([
+                    ("item_name", text("Jus")),
+                    ("qty", SqlValue::Int(1)),
+                    ("price", SqlValue::Float(9.0)),
+                    ("variants_id", SqlValue::Int(5)),
+                    ("variants_name", text("Grand")),
+                    ("variants_price", text("4.5")),
+                ]),
+            ],
+        );
         let vendor = Row::from_pairs([("name", text("Chez Awa")), ("slug", text("chez-awa"))]);
         let rows = OrderRows {
             order: &order,
@@ -388,6 +394,67 @@ mod tests {
         let msg = vendor_message(&rows, &ctx);
         let expected = "Hi,\nI would like to place an order 👇\n*Delivery* Order No: PITS1001\n---------------------------\n\n🔵 2 X Attiéké  - XOF 20.00\n👉Piment:XOF 0.50\n👉Oignon:XOF 1.00\n🔵 1 X Jus (Grand) - XOF 4.50\n---------------------------\n👉Subtotal : XOF 25.00\n\n👉 : XOF 2.50\n👉Delivery charge : XOF 3.00\n👉Discount : - XOF 1.00\n---------------------------\n📃 Total : XOF 29.50\n---------------------------\n📄 Comment : \n\n✅ Customer Info\n\nCustomer name : Awa\nCustomer phone : 0708091011\n\n📍 Delivery Details\n\nAddress : Rue 12, , , 01 BP 1\n\n---------------------------\nDate : 2025-11-15\nTime : 14:30:00\n---------------------------\n💳 Payment type :\nCash On Delivery\n\nChez Awa will confirm your order upon receiving the message.\n\nTrack your order 👇\nhttps://resto.example/chez-awa/track-order/PITS1001\n\nClick here for next order 👇\nhttps://resto.example/chez-awa";
         assert_eq!(msg, expected);
+    }
+
+    #[test]
+    fn item_lines_read_the_same_on_the_migrations_schema() {
+        let code = lines(
+            CODE_COLUMNS,
+            vec![
+                Row::from_pairs([
+                    ("item_name", text("Poulet braisé")),
+                    ("qty", SqlValue::Int(2)),
+                    ("price", text("4500.00")),
+                    ("item_price", SqlValue::Null),
+                    ("variants_id", text("")),
+                    ("extras_id", text("")),
+                ]),
+                Row::from_pairs([
+                    ("item_name", text("Jus")),
+                    ("qty", SqlValue::Int(1)),
+                    ("price", SqlValue::Float(900.0)),
+                    ("variants_id", SqlValue::Int(5)),
+                    ("variants_name", text("Grand")),
+                    ("variants_price", SqlValue::Float(1500.0)),
+                    ("extras_id", SqlValue::Null),
+                ]),
+            ],
+        );
+        let migration = lines(
+            "product_name qty product_price variation_id variation_name",
+            vec![
+                Row::from_pairs([
+                    ("product_name", text("Poulet braisé")),
+                    ("qty", SqlValue::Int(2)),
+                    ("product_price", SqlValue::Float(4500.0)),
+                    ("variation_id", SqlValue::Null),
+                ]),
+                Row::from_pairs([
+                    ("product_name", text("Jus")),
+                    ("qty", SqlValue::Int(1)),
+                    ("product_price", SqlValue::Float(1500.0)),
+                    ("variation_id", SqlValue::Int(5)),
+                    ("variation_name", text("Grand")),
+                ]),
+            ],
+        );
+        let vendor = Row::default();
+        let order = Row::default();
+        let render = |items: &[OrderLine]| {
+            let rows = OrderRows {
+                order: &order,
+                items,
+                vendor: &vendor,
+                settings: None,
+                payment_name: None,
+            };
+            unescape(&item_lines(&rows, &Currency::from_settings(None)))
+        };
+        assert_eq!(
+            render(&code),
+            "\n🔵 2 X Poulet braisé  - XOF 9,000.00\n🔵 1 X Jus (Grand) - XOF 1,500.00"
+        );
+        assert_eq!(render(&migration), render(&code));
     }
 
     #[test]

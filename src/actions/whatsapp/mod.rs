@@ -2,7 +2,9 @@
 //! sent through the WhatsApp Cloud API and recorded in `whatsapp_messages_log`. `docs/whatsapp.md` is
 //! the user's guide. Files: [`action`](WhatsappAction) (the job's flow and gating), `message` (the text
 //! as the app builds it), `format` (PHP's number/currency formatting), `phone`, `client` (the HTTP call
-//! and bodies), `errors` (Meta's codes → retry or fail), `ratelimit`, `log` (the log table), `options`.
+//! and bodies), `errors` (Meta's codes → retry, hand back or fail), `ratelimit`, `breaker` (the
+//! per-sender circuit breaker), `versions` (Graph API versions and their end dates), `log` (the log
+//! table), `options`.
 //!
 //! Where the app is inconsistent (docs/restrosaas.md §9), decided here:
 //! - recipient (docs/restrosaas.md §9.7): the vendor's `settings.contact`, else `users.mobile` (the app's
@@ -22,6 +24,7 @@
 //! - log (docs/restrosaas.md §9.17): `error_code` and `sent_at` are filled; a retried send updates its failed row.
 
 mod action;
+pub mod breaker;
 mod client;
 mod errors;
 pub mod format;
@@ -30,8 +33,10 @@ pub mod message;
 mod options;
 pub mod phone;
 mod ratelimit;
+pub mod versions;
 
 pub use action::WhatsappAction;
+pub use breaker::{BreakerOptions, BreakerState, Breakers, Sender};
 pub use client::{template_body, text_body, CloudApi, Sent};
 pub use errors::{from_response, is_retryable, parse_retry_after, SendError};
 pub use log::{LogEntry, MessageLog, Outcome, Recorded};

@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use super::breaker::BreakerOptions;
 use super::phone::TrunkZero;
 use super::ratelimit::RateLimitOptions;
+use super::versions::DEFAULT_API_URL;
 
 /// Which kind of WhatsApp message to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -81,6 +83,8 @@ pub struct WhatsappOptions {
     pub delivery_label: String,
     pub pickup_label: String,
     pub rate_limit: RateLimitOptions,
+    /// The per-sender circuit breaker's cool-downs (`breaker = { cooldown_s = { 368 = 3600 } }`).
+    pub breaker: BreakerOptions,
 }
 
 impl Default for WhatsappOptions {
@@ -97,6 +101,7 @@ impl Default for WhatsappOptions {
             delivery_label: "Delivery".into(),
             pickup_label: "Pickup".into(),
             rate_limit: RateLimitOptions::default(),
+            breaker: BreakerOptions::default(),
         }
     }
 }
@@ -104,7 +109,7 @@ impl Default for WhatsappOptions {
 /// The app's WhatsApp settings, under Laravel's names.
 #[derive(Clone, PartialEq)]
 pub struct WhatsappSettings {
-    /// `WHATSAPP_API_URL` (`https://graph.facebook.com/v18.0`).
+    /// `WHATSAPP_API_URL` ([`DEFAULT_API_URL`]; the app's own default, v18.0, has expired).
     pub api_url: String,
     /// `WHATSAPP_API_TOKEN` (empty: not configured).
     pub api_token: String,
@@ -128,6 +133,8 @@ pub struct WhatsappSettings {
     pub app_url: String,
     /// `APP_TIMEZONE` (UTC), for the log table's timestamps.
     pub timezone: chrono_tz::Tz,
+    /// `WHATSAPP_ALLOW_EXPIRED_API_VERSION` (false): start even when the URL's version has expired.
+    pub allow_expired_api_version: bool,
 }
 
 impl std::fmt::Debug for WhatsappSettings {
@@ -163,7 +170,7 @@ impl WhatsappSettings {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<WhatsappSettings> {
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
         let text = |k: &str, default: &str| get(k).unwrap_or_else(|| default.to_owned());
-        let api_url = text("WHATSAPP_API_URL", "https://graph.facebook.com/v18.0");
+        let api_url = text("WHATSAPP_API_URL", DEFAULT_API_URL);
         if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
             bail!("WHATSAPP_API_URL={api_url:?} is not an http(s) URL");
         }
@@ -203,6 +210,7 @@ impl WhatsappSettings {
             template_new_order: text("WHATSAPP_TEMPLATE_NEW_ORDER", "new_order_notification"),
             app_url: text("APP_URL", "http://localhost"),
             timezone,
+            allow_expired_api_version: flag(&get, "WHATSAPP_ALLOW_EXPIRED_API_VERSION", false),
         })
     }
 
@@ -234,7 +242,8 @@ mod tests {
     #[test]
     fn defaults_are_the_apps() {
         let s = settings(&[]).unwrap();
-        assert_eq!(s.api_url, "https://graph.facebook.com/v18.0");
+        assert_eq!(s.api_url, "https://graph.facebook.com/v25.0");
+        assert!(!s.allow_expired_api_version);
         assert_eq!(s.timeout, Duration::from_secs(30));
         assert_eq!(s.default_country_code, "225");
         assert!(s.enabled && !s.demo_mode && s.notify_restaurant_on_order);

@@ -1,8 +1,10 @@
 //! The report's mail and WhatsApp part: the SMTP transport and sender Laravel 10 would use, and the
-//! Cloud API URL the app's WhatsAppService builds.
+//! Cloud API URL the app's WhatsAppService builds, with its Graph API version's end date.
 
 use super::model::Derivation;
+use crate::actions::whatsapp::versions;
 use crate::config::catalogue::{MAIL, WHATSAPP};
+use crate::util::clock::unix_now;
 
 pub(super) fn derive(d: &mut Derivation<'_>) {
     mail(d);
@@ -50,7 +52,7 @@ fn mail(d: &mut Derivation<'_>) {
 
 /// `{api_url}/{phone_number_id}/messages`, as WhatsAppService builds it.
 fn whatsapp(d: &mut Derivation<'_>) {
-    let api_url = d.env_or("WHATSAPP_API_URL", "https://graph.facebook.com/v18.0");
+    let api_url = d.env_or("WHATSAPP_API_URL", versions::DEFAULT_API_URL);
     let phone_id = d.env_or("WHATSAPP_PHONE_NUMBER_ID", "");
     d.row(
         WHATSAPP,
@@ -58,6 +60,26 @@ fn whatsapp(d: &mut Derivation<'_>) {
         format!("{}/{phone_id}/messages", api_url.trim_end_matches('/')),
         "WHATSAPP_API_URL, WHATSAPP_PHONE_NUMBER_ID",
     );
+    let today = chrono::DateTime::from_timestamp(unix_now(), 0)
+        .unwrap_or_default()
+        .date_naive();
+    let version = versions::version_of(&api_url);
+    d.row(
+        WHATSAPP,
+        "whatsapp.api_version",
+        versions::end_date_text(version.as_deref(), today),
+        "WHATSAPP_API_URL",
+    );
+    let allow = matches!(
+        d.env_or("WHATSAPP_ALLOW_EXPIRED_API_VERSION", "false")
+            .as_str(),
+        "true" | "1"
+    );
+    match versions::check(&api_url, allow, today) {
+        Ok(None) => {}
+        Ok(Some(line)) => d.note(line),
+        Err(e) => d.note(format!("`work` refuses to start: {e}")),
+    }
     let enabled = d.env_or("WHATSAPP_ENABLED", "true") == "true";
     if enabled && (phone_id.is_empty() || d.env("WHATSAPP_API_TOKEN").is_none()) {
         d.note(
