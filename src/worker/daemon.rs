@@ -176,6 +176,11 @@ impl Worker {
                 _ = self.shutdown.cancelled() => break StopReason::Signal,
                 _ = restart.cancelled() => break StopReason::Restart,
             };
+            if self.pauses.now().worker {
+                // SIGUSR2 arrived while every slot was busy: the slot that just freed takes nothing.
+                drop(permit);
+                continue;
+            }
             // Every free slot is filled in one round trip (one EVAL, one transaction), never more:
             // a popped job always has a slot and starts at once, so none waits outside `:reserved`.
             let mut permits = vec![permit];
