@@ -6,15 +6,17 @@
 //! | `/metrics` | 200, [`Metrics::render`] with each queue's depth read from Redis now; while Redis or the database is unreachable the scrape still answers, with `defer_worker_redis_up 0` / `defer_worker_db_up 0` and without the gauges it could not read |
 //! | `/health` | 200 `ok` while the process runs |
 //! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a paused worker or queue stays ready, with a line saying so (`paused queues: emails,default`), and a line per WhatsApp sender whose circuit breaker is open follows (still 200: the other queues and actions work) |
-//! | `/stats` | 200 `{"queue_system":…,"performance_equivalent":…,"stats":{"pending_jobs","failed_jobs","queues","workers_active","pending_per_queue"}}`; 503 `{"error":…}` when a store cannot be read |
+//! | `/stats` | 200 `{"queue_system":…,"performance_equivalent":…,"stats":{"pending_jobs","failed_jobs","queues","workers_active","pending_per_queue"[,"workers"]}}`; 503 `{"error":…}` when a store cannot be read |
 //! | other | 404 (405 for other methods) |
 //!
 //! `/stats` follows `DeferredExecutionService::getStats`: `pending_jobs` is Laravel's `size()` (ready +
 //! delayed + reserved) of the app's default queue only (`REDIS_QUEUE`, else `default`), `failed_jobs`
 //! counts the failed_jobs rows. Where the app hard-codes values we report real ones: `queues` is the
 //! list this worker serves (the app always answers `default, whatsapp, analytics, emails, cache`), and
-//! `workers_active` is false once the worker is shutting down. `pending_per_queue` is ours: each
-//! queue's size, the default queue included.
+//! `workers_active` is the whole fleet's: true while this worker runs (false once it is shutting
+//! down) or any other worker is in the fleet registry. `pending_per_queue` is ours: each queue's size,
+//! the default queue included; so is `workers`, the number of workers in the registry, present when
+//! the registry is on and answered (without it, `workers_active` is this worker's alone).
 //!
 //! The server listens only on the listener it is given, never writes to Redis or the database, and
 //! never puts a payload, a password or a store error's detail into a response (details go to the log).
@@ -39,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actions::whatsapp::Breakers;
+use crate::fleet::{list_workers, FleetStore};
 use crate::laravel::failed_jobs::FailedJobs;
 use crate::laravel::queue::Queue;
 use crate::metrics::{Metrics, QueueDepth};
@@ -76,6 +79,16 @@ pub struct HttpState {
     pub stopping: CancellationToken,
     /// The WhatsApp senders' circuit breakers (`defer_worker_whatsapp_breaker_open`, `/ready`).
     pub breakers: Breakers,
+    /// The fleet registry, for `/stats`'s `workers_active` and `workers`; `None` when it is off.
+    pub fleet: Option<FleetView>,
+}
+
+/// The fleet registry as this worker reads it.
+#[derive(Clone, Debug)]
+pub struct FleetView {
+    pub store: FleetStore,
+    /// This worker's id in the registry: it is not "another worker" while it shuts down.
+    pub own_id: String,
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` is cancelled, then lets open connections finish
@@ -369,6 +382,11 @@ async fn stats(state: &HttpState) -> Response<Full<Bytes>> {
         .get(&state.default_queue)
         .cloned()
         .unwrap_or(json!(0));
+    let running = !state.stopping.is_cancelled();
+    let (workers_active, workers) = match fleet_workers(state).await {
+        Some((others, total)) => (running || others > 0, Some(total)),
+        None => (running, None),
+    };
     let body = json!({
         "queue_system": "Laravel 10 Background Jobs",
         "performance_equivalent": "Laravel 12 Deferred Functions",
@@ -376,11 +394,35 @@ async fn stats(state: &HttpState) -> Response<Full<Bytes>> {
             "pending_jobs": pending_jobs,
             "failed_jobs": failed_jobs,
             "queues": state.queues,
-            "workers_active": !state.stopping.is_cancelled(),
+            "workers_active": workers_active,
             "pending_per_queue": Json::Object(per_queue),
         }
     });
+    let mut body = body;
+    if let Some(n) = workers {
+        body["stats"]["workers"] = json!(n);
+    }
     respond(StatusCode::OK, JSON, body.to_string())
+}
+
+/// Workers in the fleet registry other than this one, and in all; `None` when the registry is off or
+/// cannot be read now (logged).
+async fn fleet_workers(state: &HttpState) -> Option<(usize, usize)> {
+    let fleet = state.fleet.as_ref()?;
+    match tokio::time::timeout(STORE_TIMEOUT, list_workers(&fleet.store)).await {
+        Ok(Ok(workers)) => {
+            let others = workers.iter().filter(|w| w.id != fleet.own_id).count();
+            Some((others, workers.len()))
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "http: /stats: cannot read the fleet registry");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("http: /stats: the fleet registry did not answer in time");
+            None
+        }
+    }
 }
 
 fn unavailable(reason: &str) -> Response<Full<Bytes>> {

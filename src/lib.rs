@@ -17,16 +17,18 @@
 //! 7. [`app`]: the app's own rows (orders, vendors, settings) for the actions.
 //! 8. [`actions`]: what each action kind does; never sees the queue.
 //! 9. [`metrics`]: counters and histograms the worker records and `/metrics` renders.
-//! 10. [`worker`]: the only place tying queue, actions and failed jobs together.
-//! 11. [`http`]: `/metrics`, `/health`, `/ready`, `/stats`.
-//! 12. [`ops`]: the subcommands, and the wiring of `work`.
-//! 13. [`cli`]: the command line.
+//! 10. [`fleet`]: every worker's announcement and the fleet's job history, in the app's Redis.
+//! 11. [`worker`]: the only place tying queue, actions and failed jobs together.
+//! 12. [`http`]: `/metrics`, `/health`, `/ready`, `/stats`.
+//! 13. [`ops`]: the subcommands, and the wiring of `work`.
+//! 14. [`cli`]: the command line.
 
 pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod deferred;
+pub mod fleet;
 pub mod http;
 pub mod laravel;
 pub mod logging;

@@ -129,6 +129,7 @@ async fn start(w: &World, redis_url: &str) -> Server {
         default_queue: "default".into(),
         failed: failed.clone(),
         stopping: stopping.clone(),
+        fleet: None,
         breakers: Default::default(),
     };
     let handle = tokio::spawn(serve(listener, state, shutdown.clone()));

@@ -14,6 +14,8 @@ use defer_worker::laravel::failed_jobs::{FailedJob, FailedJobs};
 use serde_json::Value as Json;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+/// What every fleet key holds after the prefix (src/fleet/store.rs).
+pub const FLEET_TAG: &str = "{defer_worker}:";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -265,8 +267,22 @@ impl World {
         format!("{}queues:{queue_suffix}", self.prefix)
     }
 
-    /// Every key under this world's prefix.
+    /// Every key under this world's prefix but the fleet's (`{defer_worker}:`: the registry and the
+    /// history every worker writes, see [`World::fleet_keys`]).
     pub fn keys(&self) -> Vec<String> {
+        let mut keys = self.all_keys();
+        keys.retain(|k| !k.contains(FLEET_TAG));
+        keys
+    }
+
+    /// The fleet's keys under this world's prefix.
+    pub fn fleet_keys(&self) -> Vec<String> {
+        let mut keys = self.all_keys();
+        keys.retain(|k| k.contains(FLEET_TAG));
+        keys
+    }
+
+    fn all_keys(&self) -> Vec<String> {
         redis::cmd("KEYS")
             .arg(format!("{}*", self.prefix))
             .query(&mut self.redis())

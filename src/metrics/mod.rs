@@ -26,5 +26,5 @@ mod text;
 pub use depth::QueueDepth;
 pub use histogram::BUCKETS;
 pub use registry::{
-    InFlight, JobOutcome, Metrics, Paused, MAX_LABEL_LEN, MAX_SERIES, NO_ACTION, OTHER,
+    InFlight, JobOutcome, JobTotals, Metrics, Paused, MAX_LABEL_LEN, MAX_SERIES, NO_ACTION, OTHER,
 };

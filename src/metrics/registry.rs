@@ -286,6 +286,22 @@ impl Metrics {
             .map_or(0, |s| s.outcomes[outcome.index()])
     }
 
+    /// Every queue/action pair's counters since the start, unsorted: what the fleet history flushes
+    /// as deltas. The lock is held only for the copy.
+    pub fn totals(&self) -> Vec<JobTotals> {
+        self.lock()
+            .iter()
+            .flat_map(|(q, actions)| {
+                actions.iter().map(move |(a, s)| JobTotals {
+                    queue: q.clone(),
+                    action: a.clone(),
+                    outcomes: s.outcomes,
+                    run_time_secs: s.run_time.sum(),
+                })
+            })
+            .collect()
+    }
+
     /// Every metric in the Prometheus text format 0.0.4, with the queue gauges from `depths`.
     /// Series are sorted, so two renders of the same state are identical.
     pub fn render(&self, depths: &[QueueDepth]) -> String {
@@ -326,6 +342,17 @@ impl Metrics {
             log_lines_dropped: self.log.as_ref().map(logging::Handle::dropped),
         }
     }
+}
+
+/// One queue/action pair's counters since the process started, from [`Metrics::totals`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobTotals {
+    pub queue: String,
+    pub action: String,
+    /// Jobs per outcome, indexed as [`JobOutcome::ALL`].
+    pub outcomes: [u64; JobOutcome::ALL.len()],
+    /// Sum of the run times, seconds.
+    pub run_time_secs: f64,
 }
 
 /// Decrements the in-flight gauge when dropped; from [`Metrics::track_in_flight`].

@@ -18,7 +18,8 @@ use crate::actions::whatsapp::{Breakers, WhatsappSettings};
 use crate::actions::{Actions, Deps, Plan};
 use crate::app::{AppData, AppSection};
 use crate::config::{FileConfig, Settings};
-use crate::http::{self, HttpState};
+use crate::fleet::{Beat, FleetStore, Identity, Registry};
+use crate::http::{self, FleetView, HttpState};
 use crate::laravel::cache_store::CacheStore;
 use crate::laravel::connection::{Connection, Driver};
 use crate::laravel::queue::Queue;
@@ -92,6 +93,10 @@ pub struct WorkArgs {
     /// Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+    /// Do not announce this worker in the fleet registry nor add its counts to the fleet history
+    /// (both in the app's Redis, see the README's Fleet section).
+    #[arg(long, env = "DEFER_WORKER_NO_FLEET", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_fleet: bool,
     /// Run `defer-worker check` with these flags and exit (0 when nothing failed) instead of working.
     #[arg(long)]
     pub check: bool,
@@ -256,6 +261,22 @@ pub async fn run(
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone(), log.clone());
     let metrics = Arc::new(Metrics::with_log(log.clone()));
+    let fleet = if args.no_fleet {
+        tracing::info!("fleet: off (--no-fleet)");
+        None
+    } else {
+        fleet_store(settings).await
+    };
+    // Made even when the fleet is off: it costs nothing and keeps one code path.
+    let registry = Arc::new(Registry::new(
+        Identity {
+            connection: conn.name.clone(),
+            driver: driver.to_owned(),
+            queues: options.queues.clone(),
+            concurrency: options.concurrency,
+        },
+        Arc::clone(&metrics),
+    ));
     let pauses = Arc::new(Pauses::new(options.queues.clone(), Arc::clone(&metrics)));
     listen_for_pause_signals(Arc::clone(&pauses));
     let http_stop = CancellationToken::new();
@@ -271,6 +292,10 @@ pub async fn run(
                 default_queue: conn.queue.clone(),
                 failed: failed.clone(),
                 stopping: shutdown.clone(),
+                fleet: fleet.as_ref().map(|store| FleetView {
+                    store: store.clone(),
+                    own_id: registry.id().to_owned(),
+                }),
                 breakers: breakers.clone(),
             };
             Some(tokio::spawn(http::serve(
@@ -281,6 +306,18 @@ pub async fn run(
         }
         None => None,
     };
+    let beat_stop = CancellationToken::new();
+    let beat = fleet.map(|store| {
+        tracing::info!(id = %registry.id(), redis = %store.endpoint(), "fleet: announcing this worker");
+        let beat = Beat {
+            store,
+            registry: Arc::clone(&registry),
+            metrics: Arc::clone(&metrics),
+            queue: queue.clone(),
+            queues: options.queues.clone(),
+        };
+        tokio::spawn(beat.run(beat_stop.clone()))
+    });
     let board = restart.clone().map(|store| {
         tokio::spawn(breaker_board::publish(
             store,
@@ -312,6 +349,11 @@ pub async fn run(
     };
     tracing::info!(connection = %conn.name, driver = driver, queue_store = %queue_desc, failed_jobs = %db_cfg, "connected");
     worker.run().await;
+    // After the drain, so the last jobs' counts are in the final flush.
+    beat_stop.cancel();
+    if let Some(beat) = beat {
+        let _ = beat.await;
+    }
     http_stop.cancel();
     if let Some(server) = server {
         let _ = server.await;
@@ -320,6 +362,25 @@ pub async fn run(
         let _ = board.await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The fleet's Redis: the app's (`REDIS_*`), whatever the queue's driver. Without one the worker
+/// runs alone: one line says so, and neither the registry nor the history hear from it.
+async fn fleet_store(settings: &Settings) -> Option<FleetStore> {
+    let cfg = match RedisConfig::from_env(&settings.lookup()) {
+        Ok(cfg) => cfg,
+        Err(error) => {
+            tracing::info!(%error, "fleet: off (no usable Redis settings)");
+            return None;
+        }
+    };
+    match FleetStore::connect(&cfg).await {
+        Ok(store) => Some(store),
+        Err(error) => {
+            tracing::info!(%error, "fleet: off (the app's Redis cannot be reached at start)");
+            None
+        }
+    }
 }
 
 /// Where the next link of a chain is pushed: the worked connection, when the link names it or names
