@@ -92,4 +92,10 @@ Examples:
     Check(crate::ops::check::CheckArgs),
     /// Tell running workers (PHP's and ours) to finish their jobs and exit (`queue:restart`).
     Restart(crate::ops::restart::RestartArgs),
+    /// Pause queues: workers take no new job from them until resumed (`queue:pause`, Laravel 12.40+).
+    Pause(crate::ops::pause::PauseArgs),
+    /// Resume paused queues (`queue:resume`).
+    Resume(crate::ops::pause::ResumeArgs),
+    /// Which of the worker's queues are paused.
+    Paused(crate::ops::pause::PausedArgs),
 }

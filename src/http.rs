@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `/metrics` | 200, [`Metrics::render`] with each queue's depth read from Redis now; while Redis or the database is unreachable the scrape still answers, with `defer_worker_redis_up 0` / `defer_worker_db_up 0` and without the gauges it could not read |
 //! | `/health` | 200 `ok` while the process runs |
-//! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a line per WhatsApp sender whose circuit breaker is open follows (still 200: the other queues and actions work) |
+//! | `/ready` | 200 `ready` when Redis answers PING and the worker is not shutting down, else 503 with the reason; a paused worker or queue stays ready, with a line saying so (`paused queues: emails,default`); a line per WhatsApp sender whose circuit breaker is open follows (still 200: the other queues and actions work) |
 //! | `/stats` | 200 `{"queue_system":…,"performance_equivalent":…,"stats":{"pending_jobs","failed_jobs","queues","workers_active","pending_per_queue"}}`; 503 `{"error":…}` when a store cannot be read |
 //! | other | 404 (405 for other methods) |
 //!
@@ -265,7 +265,7 @@ async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
             respond(
                 StatusCode::OK,
                 TEXT,
-                format!("ready\n{}", open_breakers(state)),
+                format!("{}{}", ready_text(&state.metrics), open_breakers(state)),
             )
         }
         Ok(Err(error)) => {
@@ -286,6 +286,23 @@ async fn ready(state: &HttpState) -> Response<Full<Bytes>> {
             )
         }
     }
+}
+
+/// `ready`, then what the worker skips: a paused worker keeps its jobs and a paused queue is the
+/// operator's choice, so neither makes it unready (PHP's `queue:work` stays up while paused too).
+fn ready_text(metrics: &Metrics) -> String {
+    let Some(paused) = metrics.paused() else {
+        return "ready\n".to_owned();
+    };
+    let mut text = "ready\n".to_owned();
+    if paused.worker {
+        text.push_str("worker paused (SIGUSR2): taking no new job until SIGCONT\n");
+    }
+    let queues = paused.paused_queues();
+    if !queues.is_empty() {
+        text.push_str(&format!("paused queues: {}\n", queues.join(",")));
+    }
+    text
 }
 
 /// The queues `/stats` sizes: the worker's, then the default queue if it is not among them.

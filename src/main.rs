@@ -62,6 +62,9 @@ async fn subcommand(command: &Command, settings: &Settings) -> anyhow::Result<Ex
         Command::Clear(args) => ops::clear::run(args, settings).await,
         Command::Dispatch(args) => ops::dispatch::run(args, settings).await,
         Command::Restart(args) => ops::restart::run(args, settings).await,
+        Command::Pause(args) => ops::pause::pause(args, settings).await,
+        Command::Resume(args) => ops::pause::resume(args, settings).await,
+        Command::Paused(args) => ops::pause::paused(args, settings).await,
         Command::Decode(_) => unreachable!("decode runs without the async runtime"),
     }
 }

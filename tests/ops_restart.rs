@@ -13,7 +13,7 @@ use crate::support::{repo, DbKind, World};
 
 /// A world whose PHP and defer-worker share the cache store `driver` (file store under the harness's
 /// storage directory).
-fn world(driver: &str, db: DbKind) -> (World, Db1Keys) {
+pub(crate) fn world(driver: &str, db: DbKind) -> (World, Db1Keys) {
     let mut w = World::new(db);
     let storage = w.dir.path().join("storage").display().to_string();
     w.extra.push(("CACHE_DRIVER".into(), driver.into()));
@@ -27,7 +27,7 @@ fn world(driver: &str, db: DbKind) -> (World, Db1Keys) {
 }
 
 /// Deletes the world's keys on Redis DB 1 (the `cache` connection), which `World` does not know about.
-struct Db1Keys(String);
+pub(crate) struct Db1Keys(String);
 
 impl Drop for Db1Keys {
     fn drop(&mut self) {
@@ -56,7 +56,7 @@ pub(crate) fn php_cache_command(w: &World, args: &[&str]) -> Command {
 }
 
 /// The harness with the database store added; panics with its output when it fails. Returns stdout.
-fn php_cache(w: &World, args: &[&str]) -> String {
+pub(crate) fn php_cache(w: &World, args: &[&str]) -> String {
     let out = php_cache_command(w, args).output().expect("run php");
     assert!(
         out.status.success(),
@@ -68,7 +68,7 @@ fn php_cache(w: &World, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn dw(w: &World, args: &[&str], extra: &[(&str, &str)]) -> Output {
+pub(crate) fn dw(w: &World, args: &[&str], extra: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_defer-worker"))
         .args(args)
         .env_clear()
@@ -99,7 +99,7 @@ fn restart(w: &World, extra: &[(&str, &str)]) -> (i64, String) {
 }
 
 /// Runs `f` on the world's [`CacheStore`], opened in the same runtime (its Redis connection lives there).
-fn with_store<T, F: std::future::Future<Output = T>>(
+pub(crate) fn with_store<T, F: std::future::Future<Output = T>>(
     w: &World,
     f: impl FnOnce(CacheStore) -> F,
 ) -> T {

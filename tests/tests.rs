@@ -23,6 +23,7 @@ mod ops_failed;
 mod ops_monitor;
 mod ops_restart;
 mod order_lines;
+mod pause;
 mod php_roundtrip;
 mod redis_cluster;
 mod redis_queue;

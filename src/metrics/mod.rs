@@ -1,6 +1,6 @@
 //! The worker's Prometheus metrics: job counters and run-time histograms by queue and action,
-//! jobs in flight, whether Redis and the failed_jobs database answer, and, at scrape time, the
-//! depth and age of each queue. [`Metrics::render`] writes them in the Prometheus text exposition
+//! jobs in flight, whether Redis and the failed_jobs database answer, which queues the worker skips
+//! because they are paused, and, at scrape time, the depth and age of each queue. [`Metrics::render`] writes them in the Prometheus text exposition
 //! format 0.0.4; every name starts with `defer_worker_`.
 //!
 //! Hand-written rather than the `prometheus-client` crate: the worker needs one counter family,
@@ -13,7 +13,7 @@
 //! and must not take unbounded label values: action names come from payloads, so they are cut to
 //! [`MAX_LABEL_LEN`] characters and at most [`MAX_SERIES`] queue/action pairs are kept.
 //!
-//! - `registry`: [`Metrics`], the counters and gauges of one process, and [`JobOutcome`].
+//! - `registry`: [`Metrics`], the counters and gauges of one process, [`JobOutcome`] and [`Paused`].
 //! - `histogram`: the run-time histogram and its [`BUCKETS`].
 //! - `depth`: [`QueueDepth`], one queue's gauges from a [`QueueStats`](crate::laravel::queue::QueueStats).
 //! - `text`: the Prometheus text exposition.
@@ -25,4 +25,6 @@ mod text;
 
 pub use depth::QueueDepth;
 pub use histogram::BUCKETS;
-pub use registry::{InFlight, JobOutcome, Metrics, MAX_LABEL_LEN, MAX_SERIES, NO_ACTION, OTHER};
+pub use registry::{
+    InFlight, JobOutcome, Metrics, Paused, MAX_LABEL_LEN, MAX_SERIES, NO_ACTION, OTHER,
+};

@@ -91,7 +91,27 @@ pub(super) struct Snapshot {
     pub(super) failed_jobs: Option<u64>,
     pub(super) redis_up: Option<bool>,
     pub(super) db_up: Option<bool>,
+    pub(super) paused: Option<Paused>,
     pub(super) start_time: f64,
+}
+
+/// What the worker skips, as it last read it: the whole worker (SIGUSR2) and each queue it serves,
+/// in its priority order, with whether that queue is paused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Paused {
+    pub worker: bool,
+    pub queues: Vec<(String, bool)>,
+}
+
+impl Paused {
+    /// The paused queues' names, in the worker's priority order.
+    pub fn paused_queues(&self) -> Vec<&str> {
+        self.queues
+            .iter()
+            .filter(|(_, p)| *p)
+            .map(|(q, _)| q.as_str())
+            .collect()
+    }
 }
 
 /// Every metric of one worker process. Share it as `Arc<Metrics>`; every method takes `&self`.
@@ -105,6 +125,8 @@ pub struct Metrics {
     db_up: AtomicU8,
     /// Rows in failed_jobs at the last scrape; `u64::MAX` while unknown.
     failed_jobs: AtomicU64,
+    /// `None` until the worker first reports its pause state.
+    paused: Mutex<Option<Paused>>,
     start_time: f64,
 }
 
@@ -125,6 +147,7 @@ impl Metrics {
             redis_up: AtomicU8::new(UNKNOWN),
             db_up: AtomicU8::new(UNKNOWN),
             failed_jobs: AtomicU64::new(u64::MAX),
+            paused: Mutex::new(None),
             start_time: clock::since_epoch().as_secs_f64(),
         }
     }
@@ -204,6 +227,23 @@ impl Metrics {
             .store(rows.min(u64::MAX - 1), Ordering::Relaxed);
     }
 
+    /// What the worker skips now (see [`Paused`]); rendered as `defer_worker_paused` and
+    /// `defer_worker_queue_paused{queue}`.
+    pub fn set_paused(&self, paused: Paused) {
+        *self
+            .paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(paused);
+    }
+
+    /// The pause state last reported by the worker; `None` before its first report.
+    pub fn paused(&self) -> Option<Paused> {
+        self.paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// How many jobs of `queue`/`action` ended with `outcome` so far (0 if none).
     pub fn job_count(&self, queue: &str, action: &str, outcome: JobOutcome) -> u64 {
         self.lock()
@@ -246,6 +286,7 @@ impl Metrics {
             failed_jobs: (failed_jobs != u64::MAX).then_some(failed_jobs),
             redis_up: up(&self.redis_up),
             db_up: up(&self.db_up),
+            paused: self.paused(),
             start_time: self.start_time,
         }
     }

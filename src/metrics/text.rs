@@ -120,6 +120,26 @@ pub(super) fn render(m: &Snapshot, depths: &[QueueDepth], breakers: &[BreakerSta
 
     family(
         o,
+        "paused",
+        "gauge",
+        "1 while the whole worker is paused by SIGUSR2 (until SIGCONT): it takes no new job.",
+    );
+    if let Some(p) = &m.paused {
+        sample(o, "paused", &[], f64::from(u8::from(p.worker)));
+    }
+    family(
+        o,
+        "queue_paused",
+        "gauge",
+        "1 while the worker skips the queue because it is paused in the app's cache store (illuminate:queue:paused:{connection}:{queue}, or illuminate:queues:paused), as last read.",
+    );
+    for (queue, paused) in m.paused.iter().flat_map(|p| &p.queues) {
+        let value = f64::from(u8::from(*paused));
+        sample(o, "queue_paused", &[("queue", queue)], value);
+    }
+
+    family(
+        o,
         "start_time_seconds",
         "gauge",
         "Start time of the process, unix seconds.",
@@ -294,6 +314,20 @@ mod tests {
         let first = lines_of(&text, "defer_worker_jobs_total{")[0];
         assert!(first.contains("queue=\"default\""), "{first}");
         assert_eq!(text, m.render(&[]));
+    }
+
+    #[test]
+    fn pause_gauges_appear_once_the_worker_reports() {
+        let m = Metrics::new();
+        assert!(!m.render(&[]).contains("\ndefer_worker_queue_paused{"));
+        m.set_paused(crate::metrics::Paused {
+            worker: false,
+            queues: vec![("emails".into(), true), ("default".into(), false)],
+        });
+        let text = m.render(&[]);
+        assert!(text.contains("\ndefer_worker_paused 0\n"), "{text}");
+        assert!(text.contains("\ndefer_worker_queue_paused{queue=\"emails\"} 1\n"));
+        assert!(text.contains("\ndefer_worker_queue_paused{queue=\"default\"} 0\n"));
     }
 
     #[test]

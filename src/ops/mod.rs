@@ -10,6 +10,7 @@ pub mod decode;
 pub mod dispatch;
 pub mod failed;
 pub mod monitor;
+pub mod pause;
 pub mod report;
 pub mod restart;
 pub mod settings;

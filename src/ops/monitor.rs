@@ -2,7 +2,8 @@
 //! delayed and reserved (ZCARD), Laravel's size (their sum) against `--max` (ALERT when
 //! size >= max, Laravel's rule), and how old the oldest work is: the ready head's age when its
 //! payload carries `createdAt` (Laravel 12), when the next delayed job is due, and when the oldest
-//! reservation runs out (a past time means a worker died holding it).
+//! reservation runs out (a past time means a worker died holding it), and whether the queue is
+//! paused (`defer-worker pause`, Laravel's `queue:pause`: its flag in the app's cache store).
 //!
 //! Unlike artisan, which only fires `QueueBusy`, the exit code is 1 when any queue is at or over
 //! its threshold, so cron or a health check can act on it. Read-only: it never moves or deletes a
@@ -16,6 +17,7 @@ use serde_json::{json, Value as Json};
 use super::connect;
 use super::failed::table;
 use crate::config::Settings;
+use crate::laravel::cache_store::CacheStore;
 use crate::laravel::queue::QueueStats;
 
 const EXAMPLES: &str = "\
@@ -27,7 +29,9 @@ Examples:
 Columns: Ready (LLEN queues:<q>), Delayed and Reserved (ZCARD), Size (their sum, what queue:monitor
 shows), Oldest ready (age of the next job, from createdAt: Laravel 12 payloads only, else ?), Next
 delayed (when the next delayed job is due; `ago` = overdue, no worker is migrating it), Reservation
-(when the oldest reservation runs out; `ago` = its worker is gone and the next pop re-queues it).
+(when the oldest reservation runs out; `ago` = its worker is gone and the next pop re-queues it),
+Paused (yes: workers take no job from it until `defer-worker resume`; ? when the app's cache store
+cannot be read).
 Exit status: 0 when every queue is OK; 1 when any is ALERT (size >= --max), or on an error (then
 only a message on stderr).
 Settings: REDIS_* as for `work`; with no queues given, REDIS_QUEUE or `default`.";
@@ -105,6 +109,7 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
     let queues = parse_queues(settings, &list, &default.name)?;
     let now = crate::util::clock::unix_now();
     let mut lines = Vec::with_capacity(queues.len());
+    let cache = pause_store(settings).await;
     let mut open: std::collections::HashMap<String, (String, crate::laravel::queue::Queue)> =
         std::collections::HashMap::new();
     for (connection, queue) in &queues {
@@ -117,7 +122,8 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
             .stats(queue)
             .await
             .with_context(|| format!("cannot read the sizes of queue {queue} of {store}"))?;
-        let line = report(connection, queue, &stats, args.max, now);
+        let mut line = report(connection, queue, &stats, args.max, now);
+        line["paused"] = json!(paused(cache.as_ref(), connection, queue).await);
         lines.push((line, stats.ready > 0));
     }
     let alert = lines.iter().any(|(l, _)| l["status"] == "ALERT");
@@ -144,6 +150,11 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
                     relative(&l["next_delayed_due_in_secs"], true),
                     relative(&l["oldest_reservation_expires_in_secs"], true),
                     text("status"),
+                    match l["paused"].as_bool() {
+                        Some(true) => "yes".to_owned(),
+                        Some(false) => "no".to_owned(),
+                        None => "?".to_owned(),
+                    },
                 ]
             })
             .collect();
@@ -161,6 +172,7 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
                     "Next delayed",
                     "Reservation",
                     "Status",
+                    "Paused",
                 ],
                 &rows,
             )
@@ -171,6 +183,29 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The app's cache store, for the pause flags; `None` (logged) when it cannot be opened, so the
+/// sizes are still reported.
+async fn pause_store(settings: &Settings) -> Option<CacheStore> {
+    match CacheStore::from_lookup(&settings.lookup()).await {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot open the app's cache store: paused shown as ?");
+            None
+        }
+    }
+}
+
+/// Whether `queue` is paused; `None` (logged) when the flag cannot be read.
+async fn paused(store: Option<&CacheStore>, connection: &str, queue: &str) -> Option<bool> {
+    match store?.is_paused(connection, queue).await {
+        Ok(p) => Some(p),
+        Err(err) => {
+            tracing::warn!(error = %err, queue, "cannot read the pause flag: paused shown as ?");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -28,12 +28,13 @@ use crate::php;
 use crate::worker::chain;
 use crate::worker::exceptions::ExceptionCounter;
 use crate::worker::job::Decider;
+use crate::worker::pause::Pauses;
 use crate::worker::permits::ActionPermits;
 use crate::worker::settle::Settler;
 use crate::worker::{Worker, WorkerOptions};
 
 /// Arguments of `defer-worker work` (`php artisan queue:work`'s flags, plus ours).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct WorkArgs {
     /// Queues to work, highest priority first (comma list). Default: REDIS_QUEUE, else `default`.
     #[arg(long, value_name = "Q1,Q2")]
@@ -248,6 +249,8 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone());
     let metrics = Arc::new(Metrics::new());
+    let pauses = Arc::new(Pauses::new(options.queues.clone(), Arc::clone(&metrics)));
+    listen_for_pause_signals(Arc::clone(&pauses));
     let http_stop = CancellationToken::new();
     let server = match args.http {
         Some(addr) => {
@@ -291,6 +294,7 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
         shutdown,
         metrics,
         restart,
+        pauses,
     };
     tracing::info!(connection = %conn.name, driver = driver, queue_store = %queue_desc, failed_jobs = %db_cfg, "connected");
     worker.run().await;
@@ -379,6 +383,29 @@ async fn restart_store(settings: &Settings) -> anyhow::Result<Option<CacheStore>
         ),
     }
     Ok(store)
+}
+
+/// SIGUSR2 pauses the worker (no new job, running jobs finish), SIGCONT resumes it, as `queue:work`.
+fn listen_for_pause_signals(pauses: Arc<Pauses>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut usr2), Ok(mut cont)) = (
+            signal(SignalKind::user_defined2()),
+            signal(SignalKind::from_raw(libc::SIGCONT)),
+        ) else {
+            tracing::error!("cannot install the SIGUSR2/SIGCONT handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = usr2.recv() => pauses.set_worker(true),
+                _ = cont.recv() => pauses.set_worker(false),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(pauses);
 }
 
 /// SIGTERM or SIGINT: stop taking jobs and drain. A second signal exits at once (jobs stay reserved).

@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::util::clock::unix_now;
 
 use super::job::{Decider, JobInfo, Outcome};
+use super::pause::{self, Pauses};
 use super::settle::{Settled, Settler};
 
 /// How often due `:delayed` and expired `:reserved` jobs are moved back while the worker is busy.
@@ -100,8 +101,11 @@ pub struct Worker {
     pub shutdown: CancellationToken,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Where `queue:restart` leaves its signal; `None`: the app's store cannot carry one.
+    /// Where `queue:restart` leaves its signal and `queue:pause` its flags; `None`: the app's store
+    /// cannot carry them.
     pub restart: Option<CacheStore>,
+    /// What is paused ([`super::pause`]): queues are skipped, a paused worker takes no job.
+    pub pauses: Arc<Pauses>,
 }
 
 impl Worker {
@@ -122,7 +126,18 @@ impl Worker {
         tracing::info!(queues = %opts.queues.join(","), concurrency = opts.concurrency, "worker started");
         let restart = CancellationToken::new();
         if let Some(store) = self.restart.clone() {
-            tokio::spawn(watch_restart(store, restart.clone(), self.shutdown.clone()));
+            tokio::spawn(watch_restart(
+                store.clone(),
+                restart.clone(),
+                self.shutdown.clone(),
+            ));
+            let (pauses, connection) = (Arc::clone(&self.pauses), opts.connection.clone());
+            tokio::spawn(pause::watch_flags(
+                pauses,
+                store,
+                connection,
+                self.shutdown.clone(),
+            ));
         }
 
         let reason = loop {
@@ -137,6 +152,17 @@ impl Worker {
             }
             if !opts.max_time.is_zero() && started.elapsed() >= opts.max_time {
                 break StopReason::MaxTime;
+            }
+            if self.pauses.now().worker {
+                // SIGUSR2: no new job until SIGCONT; the stop conditions above are checked each second.
+                let mut changed = self.pauses.subscribe();
+                tokio::select! {
+                    _ = changed.wait_for(|s| !s.worker) => {}
+                    _ = tokio::time::sleep(IDLE_CHECK) => {}
+                    _ = self.shutdown.cancelled() => break StopReason::Signal,
+                    _ = restart.cancelled() => break StopReason::Restart,
+                }
+                continue;
             }
             let permit = tokio::select! {
                 p = Arc::clone(&slots).acquire_owned() => p.expect("semaphore never closed"),
@@ -241,7 +267,8 @@ impl Worker {
                 source,
             }),
         };
-        for q in &opts.queues {
+        let paused = self.pauses.now().queues;
+        for q in opts.queues.iter().filter(|q| !paused.contains(*q)) {
             let due = force || last.get(q).is_none_or(|t| t.elapsed() >= MIGRATE_EVERY);
             if due {
                 if let Err(err) = self.queue.migrate(q, MIGRATE_LIMIT).await {
@@ -274,6 +301,15 @@ impl Worker {
         restart: &CancellationToken,
     ) {
         let opts = &self.decider.options;
+        // A paused queue is neither watched nor migrated; a pause or resume ends the wait.
+        let mut pause_changed = self.pauses.subscribe();
+        let paused = pause_changed.borrow_and_update().queues.clone();
+        let queues: Vec<String> = queues
+            .iter()
+            .filter(|q| !paused.contains(*q))
+            .cloned()
+            .collect();
+        let queues = queues.as_slice();
         // Delayed jobs arrive without a notify token (a plain ZADD), so look again at least every second.
         let mut wait = opts.sleep.clamp(Duration::from_millis(50), IDLE_CHECK);
         let now = unix_now();
@@ -298,13 +334,19 @@ impl Worker {
                 std::future::pending().await
             }
         };
-        tokio::select! {
-            r = self.queue.block_for_notify(queues, wait) => {
-                if let Err(err) = r {
-                    tracing::error!(error = %err, "queue unreachable while waiting for jobs");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+        let notified = async {
+            if queues.is_empty() {
+                tokio::time::sleep(wait).await;
+                return;
             }
+            if let Err(err) = self.queue.block_for_notify(queues, wait).await {
+                tracing::error!(error = %err, "queue unreachable while waiting for jobs");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        tokio::select! {
+            _ = notified => {}
+            _ = pause_changed.changed() => {}
             _ = finished_wait => {}
             _ = self.shutdown.cancelled() => {}
             _ = restart.cancelled() => {}

@@ -7,6 +7,7 @@
 //! - [`chain`]: the next link of a `Bus::chain`, built before the link runs (or the chain left to PHP).
 //! - [`exceptions`]: the maxExceptions counter in the app's cache store.
 //! - [`settle`]: carries an outcome out on Redis and failed_jobs without ever losing the job.
+//! - [`pause`]: the paused queues (the app's cache store) and the paused worker (SIGUSR2/SIGCONT).
 //! - [`daemon`]: the loop, concurrency, idle waiting, stop conditions and drain.
 
 pub mod chain;
@@ -14,6 +15,7 @@ pub mod daemon;
 pub mod exceptions;
 pub mod job;
 pub mod options;
+pub mod pause;
 pub mod permits;
 pub mod rules;
 pub mod settle;

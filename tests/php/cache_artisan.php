@@ -5,6 +5,8 @@
 // array, file and redis. Everything else (CACHE_DRIVER, CACHE_PREFIX, DB_*, REDIS_*) is the harness's.
 //
 // Usage: php cache_artisan.php get <key>       prints json_encode(Cache::get(key))
+//        php cache_artisan.php forever <key> <json>  Cache::forever(key, json_decode(json)), as
+//                                              Laravel 12's QueueManager::pause writes its flag
 //        php cache_artisan.php <artisan args>  runs an artisan command (queue:work, queue:restart, ...)
 
 $app = require __DIR__.'/../../fixtures/laravel/bootstrap.php';
@@ -30,6 +32,11 @@ if ($app['config']->get('cache.default') === 'database') {
 $args = array_slice($argv, 1);
 if (($args[0] ?? null) === 'get') {
     echo json_encode($app['cache']->get($args[1] ?? '')), "\n";
+    exit(0);
+}
+
+if (($args[0] ?? null) === 'forever') {
+    $app['cache']->forever($args[1] ?? '', json_decode($args[2] ?? 'null', true));
     exit(0);
 }
 

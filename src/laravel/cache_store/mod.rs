@@ -2,8 +2,9 @@
 //! `php artisan queue:restart` writes (`illuminate:queue:restart`) and every worker polls, and the keys the
 //! actions maintain (`realtime_metrics_{vendor}`, the dashboard and `vendor_{id}_*` keys): `get`, `put`
 //! with a TTL, `forever`, `forget`, `forget_many`, an atomic read-modify-write `update`, Laravel's own
-//! `increment` (submodule `increment`) and the maxExceptions counter `job-exceptions:<uuid>` (submodule
-//! `exceptions`).
+//! `increment` (submodule `increment`), the maxExceptions counter `job-exceptions:<uuid>` (submodule
+//! `exceptions`) and the queue pause flags `illuminate:queue:paused:{connection}:{queue}` (submodule
+//! `pause`).
 //!
 //! Laravel keeps all of them in whatever store `CACHE_DRIVER` (8/10) or `CACHE_STORE` (11+) names, so the
 //! bytes must match Laravel's own stores exactly (docs/laravel-queue.md §8.1, docs/restrosaas.md §6.4):
@@ -41,6 +42,7 @@ mod error;
 mod exceptions;
 mod file;
 mod increment;
+mod pause;
 mod redis;
 mod settings;
 mod store;
@@ -48,6 +50,7 @@ mod value;
 
 pub use error::CacheStoreError;
 pub use exceptions::JOB_EXCEPTIONS_PREFIX;
+pub use pause::{paused_key, ALL_PAUSED_KEY, PAUSED_PREFIX};
 pub use settings::LaravelLine;
 pub use store::{CacheStore, RESTART_KEY};
 

@@ -56,6 +56,20 @@ pub(super) async fn get(
         .await
 }
 
+/// `MGET keys` (`RedisStore::many`): one value or `None` per key, in order.
+pub(super) async fn mget(
+    conn: &ConnectionManager,
+    keys: &[String],
+) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    redis::cmd("MGET")
+        .arg(keys)
+        .query_async(&mut conn.clone())
+        .await
+}
+
 /// `SETEX key max(1, ttl)` or, with no TTL, `SET key`.
 pub(super) async fn set(
     conn: &ConnectionManager,

@@ -1,4 +1,4 @@
-//! [`CacheStore`]: the app's cache store and its operations (`get`, `put`, `forever`, `forget`,
+//! [`CacheStore`]: the app's cache store and its operations (`get`, `many`, `put`, `forever`, `forget`,
 //! `forget_many`, `update`, the restart signal), dispatched to the driver that holds the entries
 //! (submodules `redis`, `file`, `database`); see the module doc of [`super`] for the bytes each writes.
 //!
@@ -128,6 +128,37 @@ impl CacheStore {
             return Ok(None);
         };
         self.decode(key, &raw).map(Some)
+    }
+
+    /// `Cache::many($keys)`: one value (`None` when absent or expired) per key, in order; one `MGET` on
+    /// Redis, one read per key on the file and database stores. An unreadable value is an error naming
+    /// its key.
+    pub async fn many<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+    ) -> Result<Vec<Option<Value>>, CacheStoreError> {
+        let Backend::Redis { conn, prefix, .. } = &self.backend else {
+            let mut values = Vec::with_capacity(keys.len());
+            for key in keys {
+                values.push(self.get(key.as_ref()).await?);
+            }
+            return Ok(values);
+        };
+        let physical: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{prefix}{}", k.as_ref()))
+            .collect();
+        let raws = redis::mget(conn, &physical)
+            .await
+            .map_err(|source| CacheStoreError::Redis {
+                op: "MGET",
+                key: physical.first().cloned().unwrap_or_default(),
+                source,
+            })?;
+        keys.iter()
+            .zip(raws)
+            .map(|(key, raw)| raw.map(|r| self.decode(key.as_ref(), &r)).transpose())
+            .collect()
     }
 
     /// `Cache::put($key, $value, $ttl)`: stored for `ttl_secs` seconds; a TTL of 0 or less forgets the key.
