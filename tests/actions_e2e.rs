@@ -48,7 +48,7 @@ async fn laravel_dispatches_the_apps_actions_and_defer_worker_runs_them_natively
     // Meta: CM-0043's recipient is not on WhatsApp (permanent); CM-0044 hits the throughput limit
     // once; everything else is accepted.
     let meta = MockServer::start().await;
-    let messages = format!("/v18.0/{PHONE_ID}/messages");
+    let messages = format!("/v25.0/{PHONE_ID}/messages");
     Mock::given(method("POST"))
         .and(path(messages.as_str()))
         .and(body_string_contains("CM-0043"))
@@ -73,7 +73,7 @@ async fn laravel_dispatches_the_apps_actions_and_defer_worker_runs_them_natively
 
     let port = smtp.port.to_string();
     for (k, v) in [
-        ("WHATSAPP_API_URL", format!("{}/v18.0", meta.uri())),
+        ("WHATSAPP_API_URL", format!("{}/v25.0", meta.uri())),
         ("WHATSAPP_API_TOKEN", "EAAG-e2e-token".to_owned()),
         ("WHATSAPP_PHONE_NUMBER_ID", PHONE_ID.to_owned()),
         ("APP_URL", "https://resto.test".to_owned()),

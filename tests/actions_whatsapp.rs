@@ -104,7 +104,7 @@ impl Stage {
     /// The action's settings: the stub as WHATSAPP_API_URL, plus `extra`.
     fn settings(&self, extra: &[(&str, &str)]) -> WhatsappSettings {
         let mut env: HashMap<String, String> = [
-            ("WHATSAPP_API_URL", format!("{}/v18.0", self.server.uri())),
+            ("WHATSAPP_API_URL", format!("{}/v25.0", self.server.uri())),
             ("WHATSAPP_API_TOKEN", TOKEN.to_owned()),
             ("WHATSAPP_PHONE_NUMBER_ID", self.phone_id.clone()),
             ("APP_URL", APP_URL.to_owned()),
@@ -126,7 +126,7 @@ impl Stage {
     }
 
     fn messages_path(&self) -> String {
-        format!("/v18.0/{}/messages", self.phone_id)
+        format!("/v25.0/{}/messages", self.phone_id)
     }
 
     /// Meta's success answer for every send.
@@ -282,8 +282,18 @@ async fn text_message_is_the_vendor_template_sent_like_the_app() {
     assert_eq!(reqs.len(), 1);
     let b = body(&reqs[0]);
     // WhatsAppService::sendMessage's body: no recipient_type, preview_url false, the vendor's
-    // settings.contact "07 07 00 00 01" normalised for Côte d'Ivoire (225, the 0 kept).
-    assert_eq!(keys(&b), ["messaging_product", "to", "type", "text"]);
+    // settings.contact "07 07 00 00 01" normalised for Côte d'Ivoire (225, the 0 kept); the job's
+    // uuid as biz_opaque_callback_data, which Meta echoes in the status webhooks.
+    assert_eq!(
+        keys(&b),
+        [
+            "messaging_product",
+            "to",
+            "type",
+            "text",
+            "biz_opaque_callback_data"
+        ]
+    );
     assert_eq!(
         b,
         json!({
@@ -291,6 +301,7 @@ async fn text_message_is_the_vendor_template_sent_like_the_app() {
             "to": "2250707000001",
             "type": "text",
             "text": {"preview_url": false, "body": s.php_text(1)},
+            "biz_opaque_callback_data": meta(1).uuid,
         })
     );
     s.server.verify().await;
@@ -342,7 +353,8 @@ async fn template_message_maps_order_fields_to_positional_parameters() {
             "recipient_type",
             "to",
             "type",
-            "template"
+            "template",
+            "biz_opaque_callback_data"
         ]
     );
     assert_eq!(
@@ -364,6 +376,7 @@ async fn template_message_maps_order_fields_to_positional_parameters() {
                     {"type": "text", "text": "3. OG"},
                 ]}],
             },
+            "biz_opaque_callback_data": meta(1).uuid,
         })
     );
 
@@ -394,11 +407,6 @@ async fn meta_errors_are_retried_or_failed_with_the_code_in_the_message() {
     let action = s.action(&unpaced(), &[]);
     let retry: &[(u16, i64, &str)] = &[
         (429, 130429, "(#130429) Rate limit hit"),
-        (
-            400,
-            131056,
-            "(#131056) (Business Account, Consumer Account) pair rate limit hit",
-        ),
         (400, 80007, "(#80007) Rate limit issues"),
         (400, 4, "(#4) Application request limit reached"),
         (503, 2, "(#2) Service temporarily unavailable"),
@@ -425,11 +433,6 @@ async fn meta_errors_are_retried_or_failed_with_the_code_in_the_message() {
     }
     let permanent: &[(u16, i64, &str)] = &[
         (401, 0, "(#0) AuthException"),
-        (
-            401,
-            190,
-            "Error validating access token: Session has expired",
-        ),
         (400, 100, "(#100) Invalid parameter"),
         (400, 131008, "(#131008) Required parameter is missing"),
         (400, 131026, "(#131026) Message undeliverable"),
@@ -442,12 +445,6 @@ async fn meta_errors_are_retried_or_failed_with_the_code_in_the_message() {
             "(#132012) Parameter format does not match format in the created template",
         ),
         (400, 132016, "(#132016) Template is disabled"),
-        (
-            403,
-            368,
-            "(#368) Temporarily blocked for policies violations",
-        ),
-        (403, 131031, "(#131031) Business Account locked"),
     ];
     for (status, code, text) in permanent {
         s.answer(meta_error(*status, *code, text)).await;
@@ -641,11 +638,10 @@ async fn bursts_to_one_recipient_are_spaced_or_released() {
         .await
         .expect("first goes out");
     // Order 7 is for the same restaurant: the next slot is a minute away, more than max_wait, so the
-    // job is released with that delay instead of waiting or earning Meta's 131056.
+    // job is handed back (no attempt used) with that delay instead of waiting or earning Meta's 131056.
     match action.run(&job(Value::Int(7)), meta(1)).await {
-        Err(ActionError::Retry { message, after }) => {
+        Err(ActionError::HandBack { message, after }) => {
             assert!(message.starts_with("WhatsApp rate limit"), "{message}");
-            let after = after.expect("a delay");
             assert!(
                 after > Duration::from_secs(50) && after <= Duration::from_secs(60),
                 "{after:?}"

@@ -101,6 +101,11 @@ fn the_apps_env_example_resolves_to_the_expected_settings() {
         "https://graph.facebook.com/v18.0"
     );
     assert!(value(&json, "whatsapp.messages_url").starts_with("https://graph.facebook.com/v18.0/"));
+    // The app's own example pins v18.0, which Meta no longer serves: shown with its end date.
+    assert_eq!(
+        value(&json, "whatsapp.api_version"),
+        "v18.0 expired on 2026-01-26"
+    );
     assert_eq!(
         value(&json, "WHATSAPP_WEBHOOK_URL"),
         "https://votre-domaine.com/api/whatsapp/webhook"

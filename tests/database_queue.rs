@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use defer_worker::laravel::database::Db;
 use defer_worker::laravel::database_queue::DatabaseQueue;
-use defer_worker::laravel::queue::{Queue, Reservation};
+use defer_worker::laravel::queue::Queue;
 
 use crate::support::{DbKind, World};
 
@@ -310,14 +310,14 @@ fn monitor_and_clear(db: DbKind) {
 // Whether a retry can help, from the servers' own errors on a `jobs` table of `php artisan queue:table`.
 
 /// A `jobs` table of its own on MariaDB or PostgreSQL, dropped when the test is done with it.
-struct JobsTable {
-    db: Db,
-    name: String,
+pub(crate) struct JobsTable {
+    pub(crate) db: Db,
+    pub(crate) name: String,
 }
 
 impl JobsTable {
     /// A pool whose sessions give up on a row lock after about a second, and an empty `jobs` table.
-    async fn create(db: DbKind) -> JobsTable {
+    pub(crate) async fn create(db: DbKind) -> JobsTable {
         let name = format!("dw_jobs_{}", uuid::Uuid::new_v4().simple());
         let db = match db {
             DbKind::MySql => Db::MySql(
@@ -360,7 +360,7 @@ impl JobsTable {
         JobsTable { db, name }
     }
 
-    async fn execute(db: &Db, sql: &str) {
+    pub(crate) async fn execute(db: &Db, sql: &str) {
         match db {
             Db::MySql(p) => sqlx::query(sql).execute(p).await.map(drop),
             Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
@@ -369,7 +369,7 @@ impl JobsTable {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    async fn drop_table(self) {
+    pub(crate) async fn drop_table(self) {
         let quoted = match self.db {
             Db::MySql(_) => format!("`{}`", self.name),
             _ => format!("\"{}\"", self.name),
@@ -398,7 +398,7 @@ async fn server_errors_say_whether_a_retry_can_help(kind: DbKind) {
     );
     queue.push_raw("default", b"{}", 0).await.expect("push");
     let job = queue.pop("default", 90, 1).await.expect("pop").remove(0);
-    let Reservation::Database(id) = job.reservation else {
+    let Some((id, _)) = job.reservation.row() else {
         panic!("{job:?}")
     };
     let lock = format!(
@@ -441,4 +441,43 @@ async fn mariadb_errors_say_whether_a_retry_can_help() {
 #[tokio::test]
 async fn postgres_errors_say_whether_a_retry_can_help() {
     server_errors_say_whether_a_retry_can_help(DbKind::Postgres).await;
+}
+
+/// A hand-back on the database driver: the row is replaced on its own queue, due later, with the
+/// attempts it had before this reservation; popped again it is the same attempt.
+#[tokio::test]
+async fn a_hand_back_restores_the_rows_attempts_and_delays_it() {
+    let table = JobsTable::create(DbKind::Postgres).await;
+    let queue = Queue::Database(
+        DatabaseQueue::new(table.db.clone(), &table.name, 90)
+            .await
+            .expect("queue"),
+    );
+    queue
+        .push_raw("whatsapp", br#"{"attempts":0}"#, 0)
+        .await
+        .expect("push");
+    let job = queue.pop("whatsapp", 90, 1).await.expect("pop").remove(0);
+    assert_eq!(job.attempts, Some(1));
+    assert!(queue.hand_back(&job, 60).await.expect("hand back"));
+    let not_yet = queue.pop("whatsapp", 90, 1).await.expect("pop");
+    let stats = queue.stats("whatsapp").await.expect("stats");
+    assert!(
+        !queue.hand_back(&job, 60).await.expect("stale"),
+        "a stale reservation is not handed back twice"
+    );
+    // Make it due now and take it again.
+    JobsTable::execute(
+        &table.db,
+        &format!("UPDATE \"{}\" SET available_at = 0", table.name),
+    )
+    .await;
+    let again = queue.pop("whatsapp", 90, 1).await.expect("pop");
+    table.drop_table().await;
+
+    assert!(not_yet.is_empty(), "due in 60 s, not before");
+    assert_eq!((stats.ready, stats.delayed, stats.reserved), (0, 1, 0));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, Some(1), "the hand-back used no attempt");
+    assert_eq!(again[0].original, job.original);
 }

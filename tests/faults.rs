@@ -227,7 +227,7 @@ impl Stub {
 
     fn env(&self) -> Vec<(String, String)> {
         [
-            ("WHATSAPP_API_URL", format!("{}/v18.0", self.server.uri())),
+            ("WHATSAPP_API_URL", format!("{}/v25.0", self.server.uri())),
             ("WHATSAPP_API_TOKEN", "EAAG-test-token".into()),
             ("WHATSAPP_PHONE_NUMBER_ID", "1555000111".into()),
             ("WHATSAPP_TIMEOUT", "1".into()),

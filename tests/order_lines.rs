@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use defer_worker::actions::ActionError;
 use defer_worker::app::{AppDataError, AppSection, LineFamily, LinePrice, SqlValue};
+use defer_worker::laravel::failed_jobs::FailedJob;
 use serde_json::Value as Json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
@@ -142,6 +143,12 @@ async fn detection_on(db: DbKind) {
     ));
     // The order that does not exist is still just not found: the table is only read for an order.
     assert!(app.order(123_456).await.expect("lookup").is_none());
+    // What shows no lines still reads the order.
+    let summary = app.order_without_lines(1).await.expect("lookup");
+    assert_eq!(
+        summary.map(|b| (b.order.str("order_number"), b.items.len())),
+        Some((Some("PITS1001".to_owned()), 0))
+    );
 
     // No such table: permanent too, saying so.
     sql(&w, "DROP TABLE order_details");
@@ -168,12 +175,35 @@ async fn families_are_detected_on_sqlite() {
     detection_on(DbKind::Sqlite).await;
 }
 
-/// What one schema gives end to end: the WhatsApp text, the PHP formatter's text for the same rows
-/// (on the code's schema, the one it reads), and the two mails (without their Date and Message-ID).
+/// What one schema gives end to end: the jobs' uuids and outcomes, the WhatsApp texts, the PHP
+/// formatter's text for the same rows (on the code's schema, the one it reads), and the mails (without
+/// their Date and Message-ID).
 struct Sent {
-    text: String,
+    whatsapp: String,
+    email: String,
+    analytics: String,
+    done: Vec<String>,
+    failed: Vec<FailedJob>,
+    /// The start-up report: the family detected, or why there is none.
+    report: String,
+    texts: Vec<String>,
     php: Option<String>,
     mails: Vec<Json>,
+}
+
+impl Sent {
+    /// Every job done, one message sent: its text.
+    fn text(&self) -> &str {
+        let mut expected = vec![
+            self.whatsapp.clone(),
+            self.email.clone(),
+            self.analytics.clone(),
+        ];
+        expected.sort();
+        assert_eq!(self.done, expected, "failed: {:?}", self.failed);
+        assert_eq!(self.texts.len(), 1, "one WhatsApp message");
+        &self.texts[0]
+    }
 }
 
 async fn run_order_on(table: &str, rows: &str) -> Sent {
@@ -206,29 +236,48 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
     }
     let wa = via(&w, "deferWhatsApp", None, r#"{"order_id":1}"#);
     let mail = via(&w, "deferEmail", None, r#"{"order_id":1}"#);
+    let analytics = via(&w, "deferAnalytics", None, r#"{"order_id":1}"#);
 
     let config = format!(
         "[actions.whatsapp_notification]\nkind = \"whatsapp\"\n\
          [actions.email_notification]\nkind = \"email\"\nca_file = \"{}\"\n",
         certs.ca.display()
     );
-    let mut worker = w.worker(&["--queue=whatsapp,emails", "--tries=1"], &config);
-    worker.wait_for(Duration::from_secs(60), "both jobs settled", |logs| {
+    let mut worker = w.worker(&["--queue=whatsapp,emails,analytics", "--tries=1"], &config);
+    worker.wait_for(Duration::from_secs(60), "every job settled", |logs| {
         logs.iter()
             .filter(|l| l["outcome"] == "done" || l["outcome"] == "failed")
             .count()
-            >= 2
+            >= 3
     });
+    // The start-up report names the family (or says why there is none).
+    let is_report = |l: &&Json| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("order lines"))
+    };
+    worker.wait_for(Duration::from_secs(30), "the order-lines report", |logs| {
+        logs.iter().any(|l| is_report(&l))
+    });
+    let report = worker
+        .logs()
+        .iter()
+        .find(is_report)
+        .map_or_else(String::new, |l| {
+            let field = l["order_lines"].as_str().or(l["error"].as_str());
+            field.unwrap_or_default().to_owned()
+        });
     worker.signal("TERM");
-    assert!(worker.wait(Duration::from_secs(20)).success());
+    assert!(
+        worker.wait(Duration::from_secs(20)).success(),
+        "{}",
+        worker.log_text()
+    );
     let mut done = worker.uuids("done");
     done.sort();
-    let mut expected = vec![wa, mail];
-    expected.sort();
-    assert_eq!(done, expected, "{}", worker.log_text());
-
+    // (World::failed runs its own runtime: off this one's threads.)
+    let failed = std::thread::scope(|s| s.spawn(|| w.failed()).join().expect("read failed_jobs"));
     let requests = meta.received_requests().await.unwrap_or_default();
-    assert_eq!(requests.len(), 1, "one WhatsApp message");
     let mails = smtp
         .mails()
         .into_iter()
@@ -240,7 +289,13 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
         })
         .collect();
     Sent {
-        text: text_of(&requests[0]),
+        whatsapp: wa,
+        email: mail,
+        analytics,
+        done,
+        failed,
+        report,
+        texts: requests.iter().map(text_of).collect(),
         php: (table == ITEM_TABLE).then(|| php_text(&w, 1)),
         mails,
     }
@@ -249,16 +304,18 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_schemas_send_the_same_whatsapp_text_and_mails() {
     let item = run_order_on(ITEM_TABLE, ITEM_ROWS).await;
-    assert!(item.text.contains(LINES), "{}", item.text);
+    assert_eq!(item.report, "order_details: item_* columns");
+    assert!(item.text().contains(LINES), "{}", item.text());
     assert_eq!(
-        Some(&item.text),
-        item.php.as_ref(),
+        Some(item.text()),
+        item.php.as_deref(),
         "the app's formatter on the code's schema"
     );
 
     let product = run_order_on(PRODUCT_TABLE, PRODUCT_ROWS).await;
-    assert!(product.text.contains(LINES), "{}", product.text);
-    assert_eq!(product.text, item.text, "byte for byte on both schemas");
+    assert_eq!(product.report, "order_details: product_* columns");
+    assert!(product.text().contains(LINES), "{}", product.text());
+    assert_eq!(product.text(), item.text(), "byte for byte on both schemas");
 
     assert_eq!(item.mails.len(), 2, "{:#?}", item.mails);
     let subjects: Vec<_> = item
@@ -272,4 +329,37 @@ async fn both_schemas_send_the_same_whatsapp_text_and_mails() {
         .is_some_and(|h| h.contains("Order Number : <b>#PITS1001</b>")
             && h.contains("Total Amount : <b>XOF 12,500.50</b>"))));
     assert_eq!(product.mails, item.mails, "the same mails on both schemas");
+}
+
+/// A table with neither family: the WhatsApp and e-mail jobs fail at once into failed_jobs, the reason
+/// naming the table and the columns looked for; nothing is sent; analytics, which shows no lines, is
+/// done; the worker carries on and stops cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neither_family_fails_the_jobs_with_the_table_and_columns_named() {
+    let sent = run_order_on(
+        "CREATE TABLE order_details (id INT PRIMARY KEY, order_id INT NOT NULL, label VARCHAR(255) NULL, qty INT NULL)",
+        "INSERT INTO order_details (id, order_id, label, qty) VALUES (1, 1, 'Poulet braisé', 2)",
+    )
+    .await;
+    assert_eq!(sent.done, std::slice::from_ref(&sent.analytics));
+    assert!(
+        sent.report.contains("table `order_details` has neither"),
+        "{}",
+        sent.report
+    );
+    assert!(sent.texts.is_empty() && sent.mails.is_empty());
+    let mut uuids: Vec<&str> = sent.failed.iter().map(|f| f.uuid.as_str()).collect();
+    uuids.sort();
+    let mut expected = vec![sent.whatsapp.as_str(), sent.email.as_str()];
+    expected.sort();
+    assert_eq!(uuids, expected, "both jobs in failed_jobs");
+    for f in &sent.failed {
+        assert!(
+            f.exception.contains("table `order_details` has neither")
+                && f.exception.contains("product_name with product_price")
+                && f.exception.contains("it has: id, order_id, label, qty"),
+            "{}",
+            f.exception
+        );
+    }
 }

@@ -354,6 +354,54 @@ async fn extend_reservation_keeps_a_held_job_out_of_migration() {
     assert_eq!(c.zcard("q:reserved").await, 0);
 }
 
+/// `lua/extend.lua`, a running job's lease: the exact member only, forward only, and nothing once
+/// the reservation ran out and another worker popped the job (its own member, attempts + 1).
+#[tokio::test]
+async fn the_extend_script_keeps_only_our_exact_member_and_only_moves_it_forward() {
+    let c = Ctx::new().await;
+    c.queue.push_raw("q", &job("x")).await.expect("push");
+    let ours = c.pop_one("q", 2).await;
+    let popped_until = ours.reserved_until;
+    assert_eq!(
+        c.zscore("q:reserved", &ours.reserved).await,
+        Some(popped_until as f64)
+    );
+    let extend = |until: i64| c.queue.extend_reservation("q", &ours.reserved, until);
+    assert!(
+        extend(popped_until).await.expect("extend"),
+        "same score: still ours"
+    );
+    assert!(extend(popped_until - 10).await.expect("extend"));
+    assert_eq!(
+        c.zscore("q:reserved", &ours.reserved).await,
+        Some(popped_until as f64),
+        "never backwards"
+    );
+    assert!(extend(popped_until + 100).await.expect("extend"));
+    assert_eq!(
+        c.zscore("q:reserved", &ours.reserved).await,
+        Some((popped_until + 100) as f64)
+    );
+
+    // Our reservation runs out; a migration and another worker's pop take the job.
+    let mut raw = c.raw.clone();
+    let _: () = raw
+        .zadd(c.k("q:reserved"), &ours.reserved, now() - 1)
+        .await
+        .expect("ZADD");
+    assert_eq!(c.queue.migrate("q", -1).await.expect("migrate"), 1);
+    let theirs = c.pop_one("q", 90).await;
+    assert_ne!(theirs.reserved, ours.reserved, "attempts 2: another member");
+    assert!(!extend(now() + 100).await.expect("extend"), "lost");
+    assert_eq!(c.zcard("q:reserved").await, 1, "nothing added back");
+    assert_eq!(
+        c.zscore("q:reserved", &theirs.reserved).await,
+        Some(theirs.reserved_until as f64),
+        "theirs untouched"
+    );
+    assert_eq!(c.llen("q").await, 0);
+}
+
 #[tokio::test]
 async fn migrate_moves_more_than_one_chunk() {
     let c = Ctx::new().await;
@@ -425,6 +473,51 @@ async fn handoff_moves_the_exact_payload_to_the_other_queue() {
         0,
         "no attempt consumed"
     );
+}
+
+#[tokio::test]
+async fn hand_back_delays_the_original_payload_so_no_attempt_is_used() {
+    let c = Ctx::new().await;
+    c.queue.push_raw("q", &job("held")).await.expect("push");
+    let popped = c.pop_one("q", 60).await;
+    assert_eq!(json(&popped.reserved)["attempts"], 1);
+    let t = now();
+    assert!(c
+        .queue
+        .hand_back("q", &popped.reserved, &popped.original, 7)
+        .await
+        .expect("hand back"));
+    assert_eq!(c.zcard("q:reserved").await, 0);
+    assert_eq!(c.zscore("q:delayed", &popped.reserved).await, None);
+    let score = c
+        .zscore("q:delayed", &popped.original)
+        .await
+        .expect("the original in :delayed");
+    assert!(
+        (score as i64 - (t + 7)).abs() <= 1,
+        "score {score}, now {t}"
+    );
+    // A stale reservation is not handed back twice.
+    assert!(!c
+        .queue
+        .hand_back("q", &popped.reserved, &popped.original, 0)
+        .await
+        .expect("hand back"));
+    assert_eq!(c.zcard("q:delayed").await, 1);
+    // Due again, it is popped as the same first attempt.
+    let mut conn = c.raw.clone();
+    let _: () = redis::cmd("ZADD")
+        .arg(c.k("q:delayed"))
+        .arg("XX")
+        .arg(0)
+        .arg(&popped.original)
+        .query_async(&mut conn)
+        .await
+        .expect("make it due");
+    assert_eq!(c.queue.migrate("q", -1).await.expect("migrate"), 1);
+    let again = c.pop_one("q", 60).await;
+    assert_eq!(again.original, popped.original);
+    assert_eq!(json(&again.reserved)["attempts"], 1);
 }
 
 #[tokio::test]

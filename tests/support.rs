@@ -470,7 +470,7 @@ impl WorkerProc {
             .collect()
     }
 
-    /// The outcome lines (`outcome` = done, released, failed, handed_off, left_reserved).
+    /// The outcome lines (`outcome` = done, released, failed, handed_off, handed_back, left_reserved).
     pub fn outcomes(&self, kind: &str) -> Vec<Json> {
         self.logs()
             .into_iter()

@@ -293,7 +293,7 @@ def io_bound(args, env, storage):
                                  "--delay", "0.1"], stdout=subprocess.PIPE, text=True)
         port = int(stub.stdout.readline().split()[1])
         wenv = dict(env, DB_CONNECTION="mysql", DB_HOST="127.0.0.1", DB_PORT="3306", DB_DATABASE=db,
-                    DB_USERNAME="root", DB_PASSWORD="", WHATSAPP_API_URL=f"http://127.0.0.1:{port}/v18.0",
+                    DB_USERNAME="root", DB_PASSWORD="", WHATSAPP_API_URL=f"http://127.0.0.1:{port}/v25.0",
                     WHATSAPP_API_TOKEN="bench-token", WHATSAPP_PHONE_NUMBER_ID="123456789",
                     APP_URL="https://resto.test")
         seed = seed_whatsapp(env)

@@ -165,7 +165,7 @@ impl AnalyticsAction {
     async fn track_order(&self, order_id: i64) -> Result<(), ActionError> {
         let bundle = self
             .app
-            .order(order_id)
+            .order_without_lines(order_id)
             .await?
             .ok_or_else(|| ActionError::Permanent {
                 message: format!("Order {order_id} not found"),

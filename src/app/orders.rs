@@ -224,16 +224,28 @@ impl AppData {
 
     /// The order, its lines, its vendor and the vendor's settings; `None` when no order has this id.
     pub async fn order(&self, order_id: i64) -> Result<Option<OrderBundle>, AppDataError> {
-        let Some(order) = self.one("order", &[SqlValue::Int(order_id)]).await? else {
+        let Some(mut bundle) = self.order_without_lines(order_id).await? else {
             return Ok(None);
         };
         let columns = self.order_columns().await?;
-        let items = self
+        bundle.items = self
             .lookup("order_items", &[SqlValue::Int(order_id)])
             .await?
             .into_iter()
             .map(|row| columns.line(row))
             .collect();
+        Ok(Some(bundle))
+    }
+
+    /// [`AppData::order`] with `items` left empty, neither the lines nor their table's columns read:
+    /// for actions that show no lines, so that an odd lines table does not stop them.
+    pub async fn order_without_lines(
+        &self,
+        order_id: i64,
+    ) -> Result<Option<OrderBundle>, AppDataError> {
+        let Some(order) = self.one("order", &[SqlValue::Int(order_id)]).await? else {
+            return Ok(None);
+        };
         let vendor_id = order.int("vendor_id").unwrap_or(0);
         let vendor = match self.vendor(vendor_id).await? {
             Some(v) => v,
@@ -245,7 +257,7 @@ impl AppData {
         };
         Ok(Some(OrderBundle {
             order,
-            items,
+            items: Vec::new(),
             vendor,
         }))
     }

@@ -9,10 +9,14 @@
 //!   `reserved_at = now, attempts = attempts + 1`. The update also checks the attempts it read, so a
 //!   row taken by someone else in between (SQLite, or a server without SKIP LOCKED) is skipped,
 //!   never run twice.
-//! - delete: by id. release: delete by id and insert the same payload with the attempts so far and
-//!   `available_at = now + delay`, in one transaction; unlike Laravel nothing is inserted when the row
-//!   was already gone (its reservation expired and another worker has it), so a release never
-//!   duplicates a job.
+//! - delete: by id and our `reserved_at`. release: that delete and an insert of the same payload with
+//!   the attempts so far and `available_at = now + delay`, in one transaction; unlike Laravel nothing is
+//!   inserted when the row was already gone, so a release never duplicates a job.
+//! - extend (a lease): `reserved_at = now` by id and our `reserved_at`. Laravel deletes by id alone,
+//!   but on this driver a reservation that ran out is taken back *in the same row* (same id, new
+//!   `reserved_at`, attempts + 1), so only the `reserved_at` we wrote tells our reservation from the
+//!   next worker's: every statement on a reserved row is guarded by it, and one that matches nothing
+//!   means the row is someone else's now (docs/laravel-queue.md §15).
 //!
 //! This module only stores jobs. It must not decide what happens to a job nor parse payloads; the
 //! payload has no `id` or `attempts` on this driver (the row carries them).
@@ -70,6 +74,8 @@ impl DbQueueError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseJobRecord {
     pub id: i64,
+    /// The `reserved_at` this reservation wrote (UNIX seconds).
+    pub reserved_at: i64,
     /// Attempts after this reservation (Laravel's `DatabaseJobRecord::increment`).
     pub attempts: i64,
     pub payload: Vec<u8>,
@@ -188,6 +194,7 @@ impl DatabaseQueue {
                         if updated == 1 {
                             got.push(DatabaseJobRecord {
                                 id,
+                                reserved_at: now,
                                 attempts: attempts + 1,
                                 payload: payload.into_bytes(),
                             });
@@ -207,11 +214,13 @@ impl DatabaseQueue {
         Ok(Vec::new())
     }
 
-    /// Deletes a finished (or failed) job, like `deleteReserved`. False when it was already gone.
-    pub async fn delete_reserved(&self, id: i64) -> Result<bool, DbQueueError> {
+    /// Deletes a finished (or failed) job, like `deleteReserved`, if the row still holds our
+    /// reservation (`reserved_at`). False when it was gone or reserved again by another worker.
+    pub async fn delete_reserved(&self, id: i64, reserved_at: i64) -> Result<bool, DbQueueError> {
         let sql = &self.sql.delete;
         let n = on_pool!(&self.db, pool => sqlx::query(sql)
             .bind(id)
+            .bind(reserved_at)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
@@ -219,12 +228,12 @@ impl DatabaseQueue {
         Ok(n == 1)
     }
 
-    /// Deletes the reserved row `id` and inserts `payload` on `to_queue` with `attempts`, due in
-    /// `delay_secs`, in one transaction (`deleteAndRelease`, or a hand-off to another queue). False,
-    /// and nothing inserted, when the row was already gone.
+    /// Deletes the row `id` reserved at `reserved_at` and inserts `payload` on `to_queue` with
+    /// `attempts`, due in `delay_secs`, in one transaction (`deleteAndRelease`, or a hand-off to another
+    /// queue). False, and nothing inserted, when the row was gone or reserved again by another worker.
     pub async fn replace(
         &self,
-        id: i64,
+        (id, reserved_at): (i64, i64),
         to_queue: &str,
         payload: &[u8],
         attempts: i64,
@@ -236,7 +245,12 @@ impl DatabaseQueue {
         on_pool!(&self.db, pool => {
             async {
                 let mut tx = pool.begin_with(sql.begin).await?;
-                let gone = sqlx::query(&sql.delete).bind(id).execute(&mut *tx).await?.rows_affected();
+                let gone = sqlx::query(&sql.delete)
+                    .bind(id)
+                    .bind(reserved_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 if gone != 1 {
                     tx.rollback().await?;
                     return Ok(false);
@@ -280,23 +294,30 @@ impl DatabaseQueue {
         Ok(())
     }
 
-    /// Keeps the row reserved until `until` (UNIX seconds) given `retry_after`, e.g. while
-    /// failed_jobs is unreachable. False when it was gone.
+    /// Keeps the row `id` reserved until `until` (UNIX seconds) given `retry_after`, if it still
+    /// holds our reservation (`reserved_at`): the lease of a running job, or a failed job waiting for
+    /// failed_jobs. Returns the row's new `reserved_at`, which guards the next statement on it; None
+    /// when the row was gone or reserved again by another worker.
     pub async fn extend_reservation(
         &self,
-        id: i64,
+        (id, reserved_at): (i64, i64),
         until: i64,
         retry_after: u64,
-    ) -> Result<bool, DbQueueError> {
+    ) -> Result<Option<i64>, DbQueueError> {
         let sql = &self.sql.extend;
+        let new = until.saturating_sub(i64::try_from(retry_after).unwrap_or(i64::MAX));
+        // Never backwards: a late extension does not shorten the reservation.
+        let new = new.max(reserved_at);
+        // MySQL counts matched rows here (sqlx sets CLIENT_FOUND_ROWS), so an unchanged value is 1.
         let n = on_pool!(&self.db, pool => sqlx::query(sql)
-            .bind(until - retry_after as i64)
+            .bind(new)
             .bind(id)
+            .bind(reserved_at)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
         .map_err(self.error("extend the reservation"))?;
-        Ok(n == 1)
+        Ok((n == 1).then_some(new))
     }
 
     /// When the next waiting job becomes due or the next reservation expires (UNIX seconds).
@@ -413,12 +434,14 @@ impl Sql {
             reserve: dialect(format!(
                 "UPDATE {t} SET reserved_at = ?, attempts = ? WHERE id = ? AND attempts = ?"
             )),
-            delete: dialect(format!("DELETE FROM {t} WHERE id = ?")),
+            delete: dialect(format!("DELETE FROM {t} WHERE id = ? AND reserved_at = ?")),
             insert: dialect(format!(
                 "INSERT INTO {t} (queue, payload, attempts, reserved_at, available_at, created_at) \
                  VALUES (?, ?, ?, NULL, ?, ?)"
             )),
-            extend: dialect(format!("UPDATE {t} SET reserved_at = ? WHERE id = ?")),
+            extend: dialect(format!(
+                "UPDATE {t} SET reserved_at = ? WHERE id = ? AND reserved_at = ?"
+            )),
             next_due: dialect(format!(
                 "SELECT (SELECT {} FROM {t} WHERE queue = ? AND reserved_at IS NULL) AS available, \
                  (SELECT {} FROM {t} WHERE queue = ? AND reserved_at IS NOT NULL) AS reserved",
@@ -486,6 +509,7 @@ impl std::fmt::Debug for DatabaseJobRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseJobRecord")
             .field("id", &self.id)
+            .field("reserved_at", &self.reserved_at)
             .field("attempts", &self.attempts)
             .field("payload_len", &self.payload.len())
             .finish()
@@ -508,6 +532,124 @@ mod tests {
             "PostgreSQL 15.4 (Debian 15.4-1) on x86_64"
         ));
         assert!(!has_skip_locked(DbKind::Postgres, "PostgreSQL 9.4.26"));
+    }
+
+    /// A `jobs` table as `php artisan queue:table` makes it, on one in-memory SQLite connection.
+    async fn sqlite_queue() -> DatabaseQueue {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        sqlx::query(
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, queue VARCHAR NOT NULL, \
+             payload TEXT NOT NULL, attempts INTEGER NOT NULL, reserved_at INTEGER NULL, \
+             available_at INTEGER NOT NULL, created_at INTEGER NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .expect("create jobs");
+        DatabaseQueue::new(Db::Sqlite(pool), "jobs", 2)
+            .await
+            .expect("queue")
+    }
+
+    /// The row `id` as (attempts, reserved_at), or None when it is gone.
+    async fn row(q: &DatabaseQueue, id: i64) -> Option<(i64, Option<i64>)> {
+        let Db::Sqlite(pool) = q.db() else {
+            unreachable!()
+        };
+        sqlx::query_as("SELECT attempts, reserved_at FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .expect("select")
+    }
+
+    #[tokio::test]
+    async fn an_extension_moves_reserved_at_and_guards_the_next_statement_with_it() {
+        let q = sqlite_queue().await;
+        q.push_raw("default", b"{}", 0).await.expect("push");
+        let job = q.pop("default", 2, 1).await.expect("pop").remove(0);
+        let popped_at = job.reserved_at;
+        assert_eq!(row(&q, job.id).await, Some((1, Some(popped_at))));
+
+        let later = popped_at + 5;
+        let new = q
+            .extend_reservation((job.id, popped_at), later + 2, 2)
+            .await
+            .expect("extend");
+        assert_eq!(new, Some(later), "reserved_at = until - retry_after");
+        assert_eq!(row(&q, job.id).await, Some((1, Some(later))));
+        // Extending to the same second again still finds the row ours.
+        assert_eq!(
+            q.extend_reservation((job.id, later), later + 2, 2)
+                .await
+                .expect("extend"),
+            Some(later)
+        );
+        // Never backwards.
+        assert_eq!(
+            q.extend_reservation((job.id, later), popped_at, 2)
+                .await
+                .expect("extend"),
+            Some(later)
+        );
+        assert_eq!(row(&q, job.id).await, Some((1, Some(later))));
+
+        // The old value no longer guards anything: not the delete, not a release.
+        assert!(!q.delete_reserved(job.id, popped_at).await.expect("delete"));
+        assert!(!q
+            .replace((job.id, popped_at), "default", b"{}", 1, 0)
+            .await
+            .expect("release"));
+        assert_eq!(row(&q, job.id).await, Some((1, Some(later))));
+        assert!(q.delete_reserved(job.id, later).await.expect("delete"));
+        assert_eq!(row(&q, job.id).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_row_another_worker_took_back_is_not_extended_deleted_or_released() {
+        let q = sqlite_queue().await;
+        q.push_raw("default", b"{}", 0).await.expect("push");
+        let ours = q.pop("default", 2, 1).await.expect("pop").remove(0);
+        // Our reservation ran out (retry_after 2): as Laravel's pop would, another worker reserves
+        // the same row again, with its own reserved_at and attempts + 1.
+        let Db::Sqlite(pool) = q.db() else {
+            unreachable!()
+        };
+        sqlx::query("UPDATE jobs SET reserved_at = reserved_at - 3 WHERE id = ?")
+            .bind(ours.id)
+            .execute(pool)
+            .await
+            .expect("age the reservation");
+        let theirs = q.pop("default", 2, 1).await.expect("pop").remove(0);
+        assert_eq!((theirs.id, theirs.attempts), (ours.id, 2), "the same row");
+        let taken = row(&q, ours.id).await;
+
+        let guard = (ours.id, ours.reserved_at - 3);
+        assert_eq!(
+            q.extend_reservation(guard, unix_now() + 2, 2)
+                .await
+                .expect("extend"),
+            None,
+            "lost"
+        );
+        assert!(!q.delete_reserved(guard.0, guard.1).await.expect("delete"));
+        assert!(!q
+            .replace(guard, "default", b"{}", 1, 0)
+            .await
+            .expect("release"));
+        assert_eq!(
+            row(&q, ours.id).await,
+            taken,
+            "the other worker's row, untouched"
+        );
+        assert_eq!(
+            q.stats("default").await.expect("stats").size(),
+            1,
+            "nothing inserted"
+        );
     }
 
     #[test]

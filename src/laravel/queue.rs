@@ -4,13 +4,15 @@
 //!
 //! A reserved job is a [`ReservedJob`]; settling it (delete, release, hand-off) takes it back, and its
 //! [`Reservation`] says how its driver identifies it: the exact `:reserved` member on Redis, the row id
-//! on the database. A reservation only ever reaches its own driver; one handed to the other is
-//! refused with [`DriverError::WrongDriver`].
+//! and the `reserved_at` we wrote on the database. [`Queue::extend_reservation`] keeps it (a running
+//! job's lease) and says when it was lost to another worker. A reservation only ever reaches its own
+//! driver; one handed to the other is refused with [`DriverError::WrongDriver`].
 //!
 //! This module routes and converts; it must not retry (the worker decides that from
 //! [`DriverError::is_retryable`]), nor speak a store's protocol itself.
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use super::database_queue::{DatabaseJobRecord, DatabaseQueue, DbQueueError};
@@ -59,25 +61,66 @@ impl DriverError {
 }
 
 /// How the driver that reserved a job finds that reservation again.
-#[derive(Clone, PartialEq, Eq)]
 pub enum Reservation {
     /// The exact member now in `:reserved`: the payload with `attempts` bumped, re-encoded by the
     /// pop script, so it can never be rebuilt from the original. For an invalid payload it equals
     /// the original.
     Redis(Vec<u8>),
-    /// The `jobs.id` of the reserved row.
-    Database(i64),
+    /// The `jobs.id` of the reserved row and the `reserved_at` we last wrote in it: another worker
+    /// that takes the row back after `retry_after` keeps the id and writes its own `reserved_at`.
+    /// [`Queue::extend_reservation`] moves it forward, so it is shared through `&ReservedJob`.
+    Database { id: i64, reserved_at: AtomicI64 },
 }
 
 impl Reservation {
+    /// A reserved row: its id and the `reserved_at` the reservation wrote.
+    pub fn database(id: i64, reserved_at: i64) -> Reservation {
+        Reservation::Database {
+            id,
+            reserved_at: AtomicI64::new(reserved_at),
+        }
+    }
+
     /// The driver that made it: `redis` or `database`, as [`Queue::driver`].
     pub fn driver(&self) -> &'static str {
         match self {
             Reservation::Redis(_) => "redis",
-            Reservation::Database(_) => "database",
+            Reservation::Database { .. } => "database",
+        }
+    }
+
+    /// The row id and current `reserved_at` of a database reservation.
+    pub fn row(&self) -> Option<(i64, i64)> {
+        match self {
+            Reservation::Redis(_) => None,
+            Reservation::Database { id, reserved_at } => {
+                Some((*id, reserved_at.load(Ordering::Acquire)))
+            }
         }
     }
 }
+
+impl Clone for Reservation {
+    fn clone(&self) -> Reservation {
+        match self {
+            Reservation::Redis(member) => Reservation::Redis(member.clone()),
+            Reservation::Database { id, reserved_at } => {
+                Reservation::database(*id, reserved_at.load(Ordering::Acquire))
+            }
+        }
+    }
+}
+
+impl PartialEq for Reservation {
+    fn eq(&self, other: &Reservation) -> bool {
+        match (self, other) {
+            (Reservation::Redis(a), Reservation::Redis(b)) => a == b,
+            (a, b) => a.row().is_some() && a.row() == b.row(),
+        }
+    }
+}
+
+impl Eq for Reservation {}
 
 impl fmt::Debug for Reservation {
     // The Redis member is a payload and may hold personal data; show its size only.
@@ -87,7 +130,11 @@ impl fmt::Debug for Reservation {
                 .debug_struct("Redis")
                 .field("member_len", &member.len())
                 .finish(),
-            Reservation::Database(id) => f.debug_tuple("Database").field(id).finish(),
+            Reservation::Database { id, reserved_at } => f
+                .debug_struct("Database")
+                .field("id", id)
+                .field("reserved_at", &reserved_at.load(Ordering::Acquire))
+                .finish(),
         }
     }
 }
@@ -108,6 +155,9 @@ pub struct ReservedJob {
     /// Attempts including this one, when the driver keeps them outside the payload (the database
     /// driver's `jobs.attempts`); `None` on Redis, where the payload's `attempts` + 1 is the count.
     pub attempts: Option<i64>,
+    /// When the reservation made by the pop runs out (UNIX seconds): from that second on a
+    /// migration (Redis) or a pop (database) may hand the job to another worker.
+    pub reserved_until: i64,
 }
 
 impl fmt::Debug for ReservedJob {
@@ -119,6 +169,7 @@ impl fmt::Debug for ReservedJob {
             .field("reservation", &self.reservation)
             .field("invalid", &self.invalid)
             .field("attempts", &self.attempts)
+            .field("reserved_until", &self.reserved_until)
             .finish()
     }
 }
@@ -131,18 +182,22 @@ impl From<RedisJob> for ReservedJob {
             reservation: Reservation::Redis(job.reserved),
             invalid: job.invalid,
             attempts: None,
+            reserved_until: job.reserved_until,
         }
     }
 }
 
 impl ReservedJob {
-    fn from_row(queue: &str, row: DatabaseJobRecord) -> ReservedJob {
+    fn from_row(queue: &str, row: DatabaseJobRecord, retry_after: u64) -> ReservedJob {
         ReservedJob {
             queue: queue.to_owned(),
             original: row.payload,
-            reservation: Reservation::Database(row.id),
+            reservation: Reservation::database(row.id, row.reserved_at),
             invalid: None,
             attempts: Some(row.attempts),
+            reserved_until: row
+                .reserved_at
+                .saturating_add(i64::try_from(retry_after).unwrap_or(i64::MAX)),
         }
     }
 }
@@ -201,7 +256,8 @@ type Result<T> = std::result::Result<T, DriverError>;
 /// A driver with its own handle on a job's reservation, so no driver ever sees another's.
 enum Held<'a> {
     Redis(&'a RedisQueue, &'a [u8]),
-    Database(&'a DatabaseQueue, i64),
+    /// The row id and the `reserved_at` that guards every statement on it.
+    Database(&'a DatabaseQueue, (i64, i64)),
 }
 
 impl Queue {
@@ -217,7 +273,10 @@ impl Queue {
     fn held<'a>(&'a self, job: &'a ReservedJob) -> Result<Held<'a>> {
         match (self, &job.reservation) {
             (Queue::Redis(q), Reservation::Redis(member)) => Ok(Held::Redis(q, member)),
-            (Queue::Database(q), Reservation::Database(id)) => Ok(Held::Database(q, *id)),
+            (Queue::Database(q), Reservation::Database { id, reserved_at }) => Ok(Held::Database(
+                q,
+                (*id, reserved_at.load(Ordering::Acquire)),
+            )),
             (_, reservation) => Err(DriverError::WrongDriver {
                 driver: self.driver(),
                 reservation: reservation.driver(),
@@ -247,7 +306,7 @@ impl Queue {
                 .pop(queue, retry_after, max)
                 .await?
                 .into_iter()
-                .map(|row| ReservedJob::from_row(queue, row))
+                .map(|row| ReservedJob::from_row(queue, row, retry_after))
                 .collect()),
         }
     }
@@ -256,7 +315,7 @@ impl Queue {
     pub async fn delete_reserved(&self, job: &ReservedJob) -> Result<bool> {
         match self.held(job)? {
             Held::Redis(q, member) => Ok(q.delete_reserved(&job.queue, member).await?),
-            Held::Database(q, id) => Ok(q.delete_reserved(id).await?),
+            Held::Database(q, (id, reserved_at)) => Ok(q.delete_reserved(id, reserved_at).await?),
         }
     }
 
@@ -264,9 +323,9 @@ impl Queue {
     pub async fn release(&self, job: &ReservedJob, delay_secs: u64) -> Result<bool> {
         match self.held(job)? {
             Held::Redis(q, member) => Ok(q.release(&job.queue, member, delay_secs).await?),
-            Held::Database(q, id) => Ok(q
+            Held::Database(q, row) => Ok(q
                 .replace(
-                    id,
+                    row,
                     &job.queue,
                     &job.original,
                     job.attempts.unwrap_or(0),
@@ -302,9 +361,9 @@ impl Queue {
             Held::Redis(q, member) => Ok(q
                 .handoff(&job.queue, member, to_queue, &job.original)
                 .await?),
-            Held::Database(q, id) => Ok(q
+            Held::Database(q, row) => Ok(q
                 .replace(
-                    id,
+                    row,
                     to_queue,
                     &job.original,
                     (job.attempts.unwrap_or(1) - 1).max(0),
@@ -314,7 +373,11 @@ impl Queue {
         }
     }
 
-    /// Keeps a job reserved until `until` (UNIX seconds).
+    /// Keeps a job reserved until `until` (UNIX seconds; `retry_after` from now, as a pop would):
+    /// a running job's lease, or a failed job waiting for failed_jobs. One round trip. False when
+    /// the reservation was lost: it ran out and another worker took the job back, so the job is
+    /// no longer ours to delete or release. On the database the row's new `reserved_at` is kept
+    /// in `job`, so the next statement on the row is guarded by it.
     pub async fn extend_reservation(
         &self,
         job: &ReservedJob,
@@ -323,7 +386,15 @@ impl Queue {
     ) -> Result<bool> {
         match self.held(job)? {
             Held::Redis(q, member) => Ok(q.extend_reservation(&job.queue, member, until).await?),
-            Held::Database(q, id) => Ok(q.extend_reservation(id, until, retry_after).await?),
+            Held::Database(q, row) => {
+                let new = q.extend_reservation(row, until, retry_after).await?;
+                if let (Some(new), Reservation::Database { reserved_at, .. }) =
+                    (new, &job.reservation)
+                {
+                    reserved_at.store(new, Ordering::Release);
+                }
+                Ok(new.is_some())
+            }
         }
     }
 
@@ -406,6 +477,7 @@ mod tests {
             reservation,
             invalid: None,
             attempts: None,
+            reserved_until: 0,
         }
     }
 
@@ -415,7 +487,8 @@ mod tests {
         let shown = format!("{redis:?}");
         assert!(!shown.contains("2250"), "{shown}");
         assert!(shown.contains("member_len: 24"), "{shown}");
-        assert!(format!("{:?}", job(Reservation::Database(42))).contains("Database(42)"));
+        assert!(format!("{:?}", job(Reservation::database(42, 7)))
+            .contains("Database { id: 42, reserved_at: 7 }"));
         let stats = QueueStats {
             head: Some(b"{\"phone\":\"+22500000000\"}".to_vec()),
             ..QueueStats::default()
@@ -466,8 +539,23 @@ mod tests {
     }
 
     #[test]
+    fn a_database_reservation_is_its_row_and_current_reserved_at() {
+        let r = Reservation::database(7, 100);
+        assert_eq!(r.row(), Some((7, 100)));
+        let copy = r.clone();
+        assert_eq!(copy, r);
+        if let Reservation::Database { reserved_at, .. } = &r {
+            reserved_at.store(130, Ordering::Release);
+        }
+        assert_eq!(r.row(), Some((7, 130)));
+        assert_ne!(copy, r, "a clone keeps the value it was made with");
+        assert_eq!(Reservation::Redis(b"{}".to_vec()).row(), None);
+        assert_ne!(Reservation::Redis(Vec::new()), Reservation::database(0, 0));
+    }
+
+    #[test]
     fn reservations_name_their_driver() {
         assert_eq!(Reservation::Redis(Vec::new()).driver(), "redis");
-        assert_eq!(Reservation::Database(1).driver(), "database");
+        assert_eq!(Reservation::database(1, 0).driver(), "database");
     }
 }

@@ -49,6 +49,9 @@ pub struct RedisJob {
     /// `Some(reason)` when the payload could not be reserved as a job (not JSON, no numeric
     /// `attempts`). It is still in `:reserved`, so nothing is lost: record it, then delete it.
     pub invalid: Option<String>,
+    /// The member's score: when the reservation runs out (UNIX seconds; a migration takes it back
+    /// from that second on).
+    pub reserved_until: i64,
 }
 
 impl fmt::Debug for RedisJob {
@@ -59,6 +62,7 @@ impl fmt::Debug for RedisJob {
             .field("original_len", &self.original.len())
             .field("reserved_len", &self.reserved.len())
             .field("invalid", &self.invalid)
+            .field("reserved_until", &self.reserved_until)
             .finish()
     }
 }
@@ -71,6 +75,7 @@ struct Scripts {
     size: Script,
     clear: Script,
     handoff: Script,
+    extend: Script,
 }
 
 impl Scripts {
@@ -83,6 +88,7 @@ impl Scripts {
             size: Script::new(include_str!("lua/size.lua")),
             clear: Script::new(include_str!("lua/clear.lua")),
             handoff: Script::new(include_str!("lua/handoff.lua")),
+            extend: Script::new(include_str!("lua/extend.lua")),
         }
     }
 }
@@ -184,13 +190,14 @@ impl RedisQueue {
             return Ok(Vec::new());
         }
         let key = self.queue_key(queue)?;
+        let reserved_until = secs_from_now(retry_after);
         let reply: Vec<Value> = self
             .scripts
             .pop
             .key(&key)
             .key(format!("{key}:reserved"))
             .key(format!("{key}:notify"))
-            .arg(secs_from_now(retry_after))
+            .arg(reserved_until)
             .arg(max)
             .invoke_async(&mut self.conn.clone())
             .await
@@ -218,6 +225,7 @@ impl RedisQueue {
                 original,
                 reserved,
                 invalid: reason.map(|r| String::from_utf8_lossy(&r).into_owned()),
+                reserved_until,
             });
         }
         Ok(jobs)
@@ -237,8 +245,10 @@ impl RedisQueue {
     }
 
     /// Pushes a job's reservation out to `until` (UNIX seconds) so no migration hands it to another
-    /// worker while we still hold it (e.g. while failed_jobs is unreachable). No PHP counterpart.
-    /// False when it was no longer reserved.
+    /// worker while we still hold it: the lease of a running job, or a failed job waiting for
+    /// failed_jobs (`lua/extend.lua`; no PHP counterpart). Only the exact member `reserved` is
+    /// touched and its score only moves forward. False when it was no longer reserved: its
+    /// reservation ran out and another worker may have it now.
     pub async fn extend_reservation(
         &self,
         queue: &str,
@@ -246,16 +256,16 @@ impl RedisQueue {
         until: i64,
     ) -> Result<bool, QueueError> {
         let key = format!("{}:reserved", self.queue_key(queue)?);
-        let changed: i64 = redis::cmd("ZADD")
-            .arg(&key)
-            .arg("XX")
-            .arg("CH")
-            .arg(until)
+        let held: i64 = self
+            .scripts
+            .extend
+            .key(&key)
             .arg(reserved)
-            .query_async(&mut self.conn.clone())
+            .arg(until)
+            .invoke_async(&mut self.conn.clone())
             .await
-            .map_err(|e| QueueError::command("ZADD", &key, e))?;
-        Ok(changed == 1)
+            .map_err(|e| QueueError::script("extend", &key, e))?;
+        Ok(held == 1)
     }
 
     /// Moves a reserved job to `:delayed`, due in `delay_secs`, like `RedisJob::release`. Even a
@@ -565,6 +575,7 @@ mod tests {
             s.size.get_hash(),
             s.clear.get_hash(),
             s.handoff.get_hash(),
+            s.extend.get_hash(),
         ];
         let unique: std::collections::HashSet<_> = hashes.iter().collect();
         assert_eq!(unique.len(), hashes.len());
@@ -577,6 +588,7 @@ mod tests {
             original: b"{\"phone\":\"+22500000000\"}".to_vec(),
             reserved: b"x".to_vec(),
             invalid: None,
+            reserved_until: 0,
         };
         assert!(!format!("{p:?}").contains("2250"));
     }

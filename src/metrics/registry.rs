@@ -39,20 +39,24 @@ pub enum JobOutcome {
     HandedBack,
     /// The stores were unreachable: still in `:reserved`, back after `retry_after`.
     LeftReserved,
+    /// Its lease was lost while it ran: another worker took it back, so it was left to that worker.
+    LeaseLost,
 }
 
 impl JobOutcome {
     /// Every outcome, in the order they are rendered.
-    pub const ALL: [JobOutcome; 6] = [
+    pub const ALL: [JobOutcome; 7] = [
         JobOutcome::Done,
         JobOutcome::Released,
         JobOutcome::Failed,
         JobOutcome::HandedOff,
         JobOutcome::HandedBack,
         JobOutcome::LeftReserved,
+        JobOutcome::LeaseLost,
     ];
 
-    /// The label value: `done`, `released`, `failed`, `handed_off`, `handed_back` or `left_reserved`.
+    /// The label value: `done`, `released`, `failed`, `handed_off`, `handed_back`, `left_reserved` or
+    /// `lease_lost`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobOutcome::Done => "done",
@@ -61,6 +65,7 @@ impl JobOutcome {
             JobOutcome::HandedOff => "handed_off",
             JobOutcome::HandedBack => "handed_back",
             JobOutcome::LeftReserved => "left_reserved",
+            JobOutcome::LeaseLost => "lease_lost",
         }
     }
 
@@ -72,6 +77,7 @@ impl JobOutcome {
             JobOutcome::HandedOff => 3,
             JobOutcome::HandedBack => 4,
             JobOutcome::LeftReserved => 5,
+            JobOutcome::LeaseLost => 6,
         }
     }
 }
@@ -79,7 +85,7 @@ impl JobOutcome {
 /// Counters and run times of one queue/action pair.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Series {
-    pub(super) outcomes: [u64; 6],
+    pub(super) outcomes: [u64; JobOutcome::ALL.len()],
     pub(super) run_time: Histogram,
 }
 
@@ -88,6 +94,7 @@ pub(super) struct Snapshot {
     /// (queue, action, series), sorted by queue then action.
     pub(super) jobs: Vec<(String, String, Series)>,
     pub(super) in_flight: i64,
+    pub(super) lease_lost: u64,
     pub(super) failed_jobs: Option<u64>,
     pub(super) redis_up: Option<bool>,
     pub(super) db_up: Option<bool>,
@@ -121,6 +128,8 @@ pub struct Metrics {
     /// queue → action → series.
     jobs: Mutex<HashMap<String, HashMap<String, Series>>>,
     in_flight: AtomicI64,
+    /// Leases found lost by an extension (another worker took the job back while it ran).
+    lease_lost: AtomicU64,
     redis_up: AtomicU8,
     db_up: AtomicU8,
     /// Rows in failed_jobs at the last scrape; `u64::MAX` while unknown.
@@ -144,6 +153,7 @@ impl Metrics {
         Metrics {
             jobs: Mutex::new(HashMap::new()),
             in_flight: AtomicI64::new(0),
+            lease_lost: AtomicU64::new(0),
             redis_up: AtomicU8::new(UNKNOWN),
             db_up: AtomicU8::new(UNKNOWN),
             failed_jobs: AtomicU64::new(u64::MAX),
@@ -209,6 +219,16 @@ impl Metrics {
     /// Jobs running now.
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// One lease found lost: a running job's reservation was taken back by another worker.
+    pub fn lease_lost(&self) {
+        self.lease_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Leases found lost so far.
+    pub fn lease_lost_count(&self) -> u64 {
+        self.lease_lost.load(Ordering::Relaxed)
     }
 
     /// Whether Redis answered the last command that was tried.
@@ -283,6 +303,7 @@ impl Metrics {
         Snapshot {
             jobs,
             in_flight: self.in_flight(),
+            lease_lost: self.lease_lost_count(),
             failed_jobs: (failed_jobs != u64::MAX).then_some(failed_jobs),
             redis_up: up(&self.redis_up),
             db_up: up(&self.db_up),

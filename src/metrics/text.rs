@@ -16,7 +16,7 @@ pub(super) fn render(m: &Snapshot, depths: &[QueueDepth], breakers: &[BreakerSta
     let mut out = String::with_capacity(4096 + m.jobs.len() * 1500);
     let o = &mut out;
 
-    family(o, "jobs_total", "counter", "Jobs settled, by queue, action and outcome (done, released, failed, handed_off, handed_back, left_reserved).");
+    family(o, "jobs_total", "counter", "Jobs settled, by queue, action and outcome (done, released, failed, handed_off, handed_back, left_reserved, lease_lost).");
     for (q, a, s) in &m.jobs {
         for outcome in JobOutcome::ALL {
             let labels = [
@@ -64,6 +64,14 @@ pub(super) fn render(m: &Snapshot, depths: &[QueueDepth], breakers: &[BreakerSta
         "Jobs running in this process now.",
     );
     sample(o, "jobs_in_flight", &[], m.in_flight.max(0) as f64);
+
+    family(
+        o,
+        "lease_lost_total",
+        "counter",
+        "Running jobs whose reservation another worker took back (found by a lease extension); each was left to that worker.",
+    );
+    sample(o, "lease_lost_total", &[], m.lease_lost as f64);
 
     family(o, "queue_jobs", "gauge", "Jobs in each queue at scrape time, by state: ready (list), delayed and reserved (sorted sets).");
     for d in depths {
@@ -409,6 +417,25 @@ mod tests {
         assert!(text.contains("\ndefer_worker_redis_up 1\n"));
         assert!(text.contains("\ndefer_worker_db_up 0\n"));
         assert!(text.contains("\ndefer_worker_failed_jobs 7\n"));
+    }
+
+    #[test]
+    fn lost_leases_are_counted_and_their_jobs_have_an_outcome() {
+        let m = Metrics::new();
+        assert!(m
+            .render(&[])
+            .contains("\ndefer_worker_lease_lost_total 0\n"));
+        m.lease_lost();
+        m.lease_lost();
+        m.job_finished("q", "a", JobOutcome::LeaseLost, Duration::ZERO);
+        let text = m.render(&[]);
+        assert!(
+            text.contains("\ndefer_worker_lease_lost_total 2\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "defer_worker_jobs_total{queue=\"q\",action=\"a\",outcome=\"lease_lost\"} 1\n"
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! command's [`crate::config::Settings`] from `main` and opens what it needs through [`connect`], which
 //! refuses to start without what a worker cannot work without ([`startup`]).
 
+pub mod breaker_board;
 pub mod check;
 pub mod clear;
 pub mod config_cmd;

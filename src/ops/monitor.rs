@@ -8,12 +8,17 @@
 //! Unlike artisan, which only fires `QueueBusy`, the exit code is 1 when any queue is at or over
 //! its threshold, so cron or a health check can act on it. Read-only: it never moves or deletes a
 //! job, and never prints a payload.
+//!
+//! Below the table, the circuit breaker of the WhatsApp sender (`WHATSAPP_PHONE_NUMBER_ID`) as the
+//! workers publish it in the app's cache store ([`super::breaker_board`]); not in `--json`, whose
+//! shape stays one object per queue, and not in the exit status.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::{json, Value as Json};
 
+use super::breaker_board;
 use super::connect;
 use super::failed::table;
 use crate::config::Settings;
@@ -178,6 +183,11 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
             )
         );
     }
+    if !args.json {
+        if let Some(line) = breaker_line(settings).await {
+            println!("{line}");
+        }
+    }
     Ok(if alert {
         ExitCode::FAILURE
     } else {
@@ -206,6 +216,28 @@ async fn paused(store: Option<&CacheStore>, connection: &str, queue: &str) -> Op
             None
         }
     }
+}
+
+/// The sender's breaker line, when WhatsApp is configured and the cache store can be read (a store
+/// that cannot be read is a line saying so, never an error of `monitor`).
+async fn breaker_line(settings: &Settings) -> Option<String> {
+    let phone = settings
+        .env("WHATSAPP_PHONE_NUMBER_ID")
+        .filter(|p| !p.is_empty())?;
+    let store = match crate::laravel::cache_store::CacheStore::from_lookup(&settings.lookup()).await
+    {
+        Ok(Some(store)) => store,
+        Ok(None) => return None,
+        Err(e) => {
+            return Some(format!(
+                "WhatsApp sender {phone}: circuit breaker unknown ({e})"
+            ))
+        }
+    };
+    Some(match breaker_board::read(&store, &phone).await {
+        Ok(state) => breaker_board::line(&phone, state.as_ref()),
+        Err(e) => format!("WhatsApp sender {phone}: circuit breaker unknown ({e:#})"),
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::breaker_board;
 use super::connect;
 use super::startup;
 use crate::actions::ledger::Ledger;
@@ -274,6 +275,13 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
         }
         None => None,
     };
+    let board = restart.clone().map(|store| {
+        tokio::spawn(breaker_board::publish(
+            store,
+            breakers.clone(),
+            http_stop.clone(),
+        ))
+    });
     let worker = Worker {
         queue: queue.clone(),
         decider: Arc::new(Decider {
@@ -301,6 +309,9 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
     http_stop.cancel();
     if let Some(server) = server {
         let _ = server.await;
+    }
+    if let Some(board) = board {
+        let _ = board.await;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -330,6 +341,9 @@ async fn build_actions(
     let file = settings.file();
     let plan = Plan::from_file(file)?;
     let app = AppData::from_lookup(&AppSection::from_file(file)?, &settings.lookup()).await?;
+    if let Some(app) = app.clone() {
+        tokio::spawn(report_order_columns(app));
+    }
     let ledger = if plan.uses_ledger() {
         match ledger(settings).await {
             Ok(l) => Some(l),
@@ -359,6 +373,25 @@ async fn build_actions(
         .join(" ");
     tracing::info!(actions = %table, "actions");
     Ok(actions)
+}
+
+/// Says which `order_details` column family the actions will read (docs/restrosaas.md §9.21), in the
+/// background so that a database that is down does not hold the start (each job then reads it). The
+/// answer is kept in `app`'s pool, which the actions share.
+async fn report_order_columns(app: AppData) {
+    match app.order_columns().await {
+        Ok(columns) => tracing::info!(order_lines = %columns, "order lines"),
+        Err(e) if e.is_unavailable() => {}
+        // A database without the app's tables (only failed_jobs, say) is not worth a warning: the
+        // actions that read lines say so when they run.
+        Err(e) if e.is_missing_table() => {
+            tracing::info!(error = %e, "order lines cannot be read (no table)")
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "order lines cannot be read: WhatsApp and e-mail jobs will fail until the table is fixed"
+        ),
+    }
 }
 
 /// The sent-ledger in the queue's Redis (same `REDIS_*` settings and prefix). Errors name the setting

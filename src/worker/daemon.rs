@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::util::clock::unix_now;
 
 use super::job::{Decider, JobInfo, Outcome};
+use super::lease::{Kept, Lease};
 use super::pause::{self, Pauses};
 use super::settle::{Settled, Settler};
 
@@ -53,6 +54,7 @@ pub struct Summary {
     pub handed_off: AtomicU64,
     pub handed_back: AtomicU64,
     pub left_reserved: AtomicU64,
+    pub lease_lost: AtomicU64,
 }
 
 impl Summary {
@@ -64,13 +66,14 @@ impl Summary {
             Settled::HandedOff => &self.handed_off,
             Settled::HandedBack => &self.handed_back,
             Settled::LeftReserved => &self.left_reserved,
+            Settled::LeaseLost => &self.lease_lost,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn line(&self) -> String {
         format!(
-            "popped={} done={} released={} failed={} handed_off={} handed_back={} left_reserved={}",
+            "popped={} done={} released={} failed={} handed_off={} handed_back={} left_reserved={} lease_lost={}",
             self.popped.load(Ordering::Relaxed),
             self.done.load(Ordering::Relaxed),
             self.released.load(Ordering::Relaxed),
@@ -78,6 +81,7 @@ impl Summary {
             self.handed_off.load(Ordering::Relaxed),
             self.handed_back.load(Ordering::Relaxed),
             self.left_reserved.load(Ordering::Relaxed),
+            self.lease_lost.load(Ordering::Relaxed),
         )
     }
 }
@@ -122,6 +126,9 @@ impl Worker {
 
         for w in opts.warnings() {
             tracing::warn!("{w}");
+        }
+        for n in opts.notes() {
+            tracing::info!("{n}");
         }
         tracing::info!(queues = %opts.queues.join(","), concurrency = opts.concurrency, "worker started");
         let restart = CancellationToken::new();
@@ -373,9 +380,13 @@ impl Worker {
                 let started = Instant::now();
                 let in_flight = metrics.track_in_flight();
                 let mut info = JobInfo::default();
-                let outcome = decider.decide(&popped, &mut info).await;
                 let retry_after = decider.options.retry_after_for(&popped.queue);
-                let settled = settler.settle(&popped, &outcome, retry_after, &info).await;
+                let lease = Lease::new(&settler.queue, &popped, retry_after, &metrics);
+                let (outcome, kept) = lease.hold(decider.decide(&popped, &mut info)).await;
+                let settled = match kept {
+                    Kept::Held => settler.settle(&popped, &outcome, retry_after, &info).await,
+                    Kept::Lost => Settled::LeaseLost,
+                };
                 drop(in_flight);
                 summary.count(settled);
                 let took = started.elapsed();
@@ -479,6 +490,15 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
             attempt,
             ms,
             "job left reserved: stores unreachable"
+        ),
+        (_, Settled::LeaseLost) => tracing::warn!(
+            outcome = "lease_lost",
+            uuid,
+            name,
+            action,
+            attempt,
+            ms,
+            "job not settled: another worker took it back while it ran (lease lost)"
         ),
         (Outcome::Done | Outcome::Chained { .. }, _) => {
             let next = match outcome {

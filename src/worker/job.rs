@@ -7,8 +7,8 @@
 //! over `[limits] max_payload_bytes`, which is not parsed at all.
 //!
 //! Per-action concurrency (`[limits.actions]`): the wait for the action's permit counts inside the job's
-//! timeout, so wait + run never exceed it (and the timeout stays below `retry_after`: no other worker
-//! takes the job meanwhile). A job that spends its whole timeout waiting never started: it is handed
+//! timeout, so wait + run never exceed it (and the job's lease, [`super::lease`], keeps it reserved
+//! meanwhile: no other worker takes it). A job that spends its whole timeout waiting never started: it is handed
 //! back, unchanged and without consuming an attempt, to the end of its own queue. With no timeout
 //! (`--timeout 0`) the wait is bounded by half the queue's `retry_after`.
 
@@ -374,6 +374,7 @@ mod tests {
             original,
             invalid: None,
             attempts: None,
+            reserved_until: 0,
         }
     }
 

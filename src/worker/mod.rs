@@ -6,6 +6,7 @@
 //! - [`job`]: one job from popped bytes to an [`job::Outcome`], running the action.
 //! - [`chain`]: the next link of a `Bus::chain`, built before the link runs (or the chain left to PHP).
 //! - [`exceptions`]: the maxExceptions counter in the app's cache store.
+//! - [`lease`]: keeps a running job's reservation, and says when another worker took it back.
 //! - [`settle`]: carries an outcome out on Redis and failed_jobs without ever losing the job.
 //! - [`pause`]: the paused queues (the app's cache store) and the paused worker (SIGUSR2/SIGCONT).
 //! - [`daemon`]: the loop, concurrency, idle waiting, stop conditions and drain.
@@ -14,6 +15,7 @@ pub mod chain;
 pub mod daemon;
 pub mod exceptions;
 pub mod job;
+pub mod lease;
 pub mod options;
 pub mod pause;
 pub mod permits;

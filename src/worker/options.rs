@@ -119,18 +119,28 @@ impl WorkerOptions {
         Ok(())
     }
 
-    /// Warnings worth printing at start: settings that make Laravel setups misbehave.
-    pub fn warnings(&self) -> Vec<String> {
+    /// Notes worth printing at start: settings that are fine here, and why.
+    pub fn notes(&self) -> Vec<String> {
         let mut out = Vec::new();
         for q in &self.queues {
             let ra = self.retry_after_for(q);
             if self.timeout > 0 && self.timeout >= ra {
                 out.push(format!(
-                    "--timeout {}s is not below retry_after {ra}s of queue {q}: a job still running when its \
-                     reservation expires is handed to another worker and runs twice; set retry_after above the timeout",
-                    self.timeout
+                    "--timeout {}s is not below retry_after {ra}s of queue {q}: leases cover it (a running \
+                     job's reservation is extended every {}s, so no other worker takes it back); PHP workers \
+                     on the same queue have no lease, so keep retry_after above their --timeout",
+                    self.timeout,
+                    super::lease::Lease::every(ra).as_secs_f64()
                 ));
             }
+        }
+        out
+    }
+
+    /// Warnings worth printing at start: settings that make Laravel setups misbehave.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for q in &self.queues {
             if self.handoff_queue_for(q) == *q {
                 out.push(format!(
                     "the hand-off queue for {q} is {q} itself: foreign jobs would come straight back; \
@@ -197,15 +207,20 @@ mod tests {
     }
 
     #[test]
-    fn warns_about_the_duplicate_run_trap() {
+    fn a_timeout_over_retry_after_is_a_note_that_leases_cover_it() {
         let mut o = WorkerOptions::default();
         assert!(o.warnings().is_empty());
+        assert!(o.notes().is_empty());
         o.timeout = 90;
-        let w = o.warnings();
-        assert_eq!(w.len(), 1);
-        assert!(w[0].contains("retry_after 90s"), "{}", w[0]);
+        assert!(o.warnings().is_empty(), "{:?}", o.warnings());
+        let n = o.notes();
+        assert_eq!(n.len(), 1);
+        assert!(n[0].contains("retry_after 90s"), "{}", n[0]);
+        assert!(n[0].contains("leases cover it"), "{}", n[0]);
+        assert!(n[0].contains("extended every 30s"), "{}", n[0]);
         o.timeout = 10;
         o.handoff_queue = "{queue}".into();
+        assert!(o.notes().is_empty());
         assert!(o.warnings()[0].contains("come straight back"));
     }
 }

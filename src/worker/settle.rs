@@ -42,6 +42,9 @@ pub enum Settled {
     HandedBack,
     /// The stores could not be reached; the job stays reserved and comes back after retry_after.
     LeftReserved,
+    /// Not settled: its lease was lost while it ran and another worker holds it now
+    /// ([`super::lease`]), so nothing here may delete, release or fail it.
+    LeaseLost,
 }
 
 impl From<Settled> for crate::metrics::JobOutcome {
@@ -54,6 +57,7 @@ impl From<Settled> for crate::metrics::JobOutcome {
             Settled::HandedOff => JobOutcome::HandedOff,
             Settled::HandedBack => JobOutcome::HandedBack,
             Settled::LeftReserved => JobOutcome::LeftReserved,
+            Settled::LeaseLost => JobOutcome::LeaseLost,
         }
     }
 }
@@ -235,6 +239,7 @@ mod tests {
             reservation: Reservation::Redis(b"{}".to_vec()),
             invalid: None,
             attempts: None,
+            reserved_until: 0,
         }
     }
 

@@ -6,6 +6,7 @@
 //   push  : dispatch an App\Jobs\DeferredJob with RedisQueue::push, print the raw ready list (JSON array)
 //   pop   : RedisQueue::pop (migrates first, like a worker), print {raw, reserved, attempts, id}
 //           or null, then delete the job so its reservation is removed the way PHP does it.
+//   reserve: the same pop, leaving the job reserved (a PHP worker still running it).
 // Output: one JSON document on stdout.
 
 namespace App\Jobs {
@@ -35,7 +36,7 @@ namespace {
 
     [$script, $prefix, $action, $queueName] = $argv + [null, null, null, null];
     if ($queueName === null) {
-        fwrite(STDERR, "usage: php redis_queue.php <prefix> <push|pop> <queue>\n");
+        fwrite(STDERR, "usage: php redis_queue.php <prefix> <push|pop|reserve> <queue>\n");
         exit(2);
     }
 
@@ -55,6 +56,7 @@ namespace {
             echo json_encode($redis->connection()->lrange('queues:' . $queueName, 0, -1));
             break;
         case 'pop':
+        case 'reserve':
             $job = $queue->pop($queueName);
             if ($job === null) {
                 echo 'null';
@@ -66,7 +68,9 @@ namespace {
                 'attempts' => $job->attempts(),
                 'id' => $job->getJobId(),
             ]);
-            $job->delete();
+            if ($action === 'pop') {
+                $job->delete();
+            }
             break;
         default:
             fwrite(STDERR, "unknown action $action\n");

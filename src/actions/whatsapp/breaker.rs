@@ -252,11 +252,13 @@ impl Breakers {
                     );
                     Change::Opened { code, cooldown }
                 }
-                (Verdict::Passed, Circuit::Closed) => Change::None,
-                (Verdict::Passed, _) => {
+                (Verdict::Passed, Circuit::Probing { .. }) => {
                     map.insert(sender.clone(), Circuit::Closed);
                     Change::Closed
                 }
+                // Closed already, or a send that left before the breaker opened: only the probe
+                // closes it.
+                (Verdict::Passed, _) => Change::None,
                 (Verdict::Unclear, Circuit::Probing { code, cooldown, .. }) => {
                     // The probe told nothing: wait another cool-down before the next one.
                     map.insert(
@@ -337,9 +339,13 @@ mod tests {
                 cooldown: Some(Duration::from_secs(10))
             }
         );
-        // A send that was already out comes back with the same code: no second transition.
+        // Sends that were already out come back: neither the same code nor an acceptance changes it.
         assert_eq!(
             b.record(&s, Verdict::Tripped(368), |c| o.cooldown(c)),
+            Change::None
+        );
+        assert_eq!(
+            b.record(&s, Verdict::Passed, |c| o.cooldown(c)),
             Change::None
         );
         tokio::time::advance(Duration::from_secs(4)).await;

@@ -61,6 +61,8 @@ struct State {
     senders: HashMap<String, Instant>,
     /// Recipient → earliest time of its next message.
     recipients: HashMap<String, Instant>,
+    /// Recipient → end of a wait Meta imposed (131056): refused until then, never waited for in a job.
+    held: HashMap<String, Instant>,
 }
 
 /// The limiter shared by every job of one action.
@@ -90,6 +92,12 @@ impl Limiter {
     pub fn reserve(&self, sender: &str, recipient: &str) -> Result<Duration, Duration> {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = state.held.get(recipient).copied() {
+            if until > now {
+                return Err(until - now);
+            }
+            state.held.remove(recipient);
+        }
         let tat = state.senders.get(sender).copied().unwrap_or(now).max(now);
         let bucket_at = tat.checked_sub(self.tolerance).unwrap_or(now).max(now);
         let recipient_at = state
@@ -117,12 +125,17 @@ impl Limiter {
         Ok(wait)
     }
 
-    /// Keeps `recipient` free of messages for `by` from now (Meta answered its pair rate limit), without
-    /// touching the sender's bucket or any other recipient.
+    /// Refuses `recipient` for `by` from now (Meta answered its pair rate limit): its jobs are released
+    /// with the rest of the wait instead of waiting in a worker slot; the sender's bucket and every
+    /// other recipient are untouched.
     pub fn push_back(&self, recipient: &str, by: Duration) {
-        let at = Instant::now() + by;
+        let now = Instant::now();
+        let at = now + by;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = state.recipients.entry(recipient.to_owned()).or_insert(at);
+        if state.held.len() >= 10_000 {
+            state.held.retain(|_, until| *until > now);
+        }
+        let slot = state.held.entry(recipient.to_owned()).or_insert(at);
         *slot = (*slot).max(at);
     }
 
@@ -190,7 +203,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_pushed_back_recipient_waits_and_the_others_do_not() {
-        let l = limiter(80.0, 80, 0, 3_000);
+        // 6 s is within max_wait, yet refused: a held recipient never waits in a job.
+        let l = limiter(80.0, 80, 0, 10_000);
         l.push_back("alice", Duration::from_secs(6));
         assert_eq!(l.reserve("p", "alice").unwrap_err(), Duration::from_secs(6));
         assert_eq!(l.reserve("p", "bob").unwrap(), Duration::ZERO);
