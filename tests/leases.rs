@@ -117,10 +117,6 @@ async fn rows(db: &Db) -> Vec<(i64, i64, Option<i64>)> {
     .expect("read jobs")
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Runtime::new().expect("runtime").block_on(f)
-}
-
 /// A free local port for `--http`.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -280,7 +276,9 @@ fn kill_9_mid_run_brings_the_jobs_back_after_retry_after() {
 fn database_lease_keeps_the_row(kind: DbKind) {
     let w = db_world(kind, 2);
     let sent = w.dispatch("analytics_tracking", DATA, "default", 3);
-    let db = block_on(app_db(&w));
+    // One runtime for the test: a pool lives on the runtime that opened it.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let db = rt.block_on(app_db(&w));
     let ours = w.worker(
         &[
             "--connection=database",
@@ -291,7 +289,7 @@ fn database_lease_keeps_the_row(kind: DbKind) {
         &slow(5000),
     );
     let reserved_ats = || -> Vec<i64> {
-        block_on(rows(&db))
+        rt.block_on(rows(&db))
             .into_iter()
             .filter_map(|(_, _, r)| r)
             .collect()
@@ -323,7 +321,7 @@ fn database_lease_keeps_the_row(kind: DbKind) {
     assert_eq!(sorted(ours.uuids("done")), sorted(sent));
     assert_eq!(w.list("done"), canary, "PHP ran only the canary");
     assert!(w.failed().is_empty(), "{:?}", w.failed());
-    assert!(block_on(rows(&db)).is_empty(), "every row deleted");
+    assert!(rt.block_on(rows(&db)).is_empty(), "every row deleted");
 }
 
 #[test]
@@ -418,7 +416,8 @@ fn a_lost_lease_on_redis_is_reported_and_the_other_workers_reservation_is_kept()
 fn a_lost_lease_on_the_database_is_reported_and_the_other_workers_row_is_kept() {
     let w = db_world(DbKind::Sqlite, 2);
     let sent = w.dispatch("whatsapp_notification", DATA, "default", 1);
-    let db = block_on(app_db(&w));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let db = rt.block_on(app_db(&w));
     let mut ours = w.worker(
         // One job only: the other worker's reservation (retry_after 2, never extended) would soon
         // run out too, and this worker would take the row back in turn.
@@ -430,14 +429,17 @@ fn a_lost_lease_on_the_database_is_reported_and_the_other_workers_row_is_kept() 
         ],
         &slow(15_000),
     );
-    assert!(w.wait_until(Duration::from_secs(60), || block_on(rows(&db))
+    assert!(w.wait_until(Duration::from_secs(60), || rt
+        .block_on(rows(&db))
         .iter()
         .any(|(_, _, r)| r.is_some())));
     ours.signal("STOP");
     // Another worker: the same pop as Laravel's DatabaseQueue, with retry_after 2.
-    let other = block_on(DatabaseQueue::new(db.clone(), "jobs", 2)).expect("queue");
+    let other = rt
+        .block_on(DatabaseQueue::new(db.clone(), "jobs", 2))
+        .expect("queue");
     let theirs = poll(30, || {
-        block_on(other.pop("default", 2, 1)).expect("pop").pop()
+        rt.block_on(other.pop("default", 2, 1)).expect("pop").pop()
     });
     ours.signal("CONT");
     let theirs = theirs.expect("taken back once ours ran out");
@@ -446,7 +448,7 @@ fn a_lost_lease_on_the_database_is_reported_and_the_other_workers_row_is_kept() 
     assert!(ours.wait(Duration::from_secs(60)).success(), "--max-jobs=1");
     assert_lease_lost_reported(&ours, &sent[0], "default");
     assert_eq!(
-        block_on(rows(&db)),
+        rt.block_on(rows(&db)),
         vec![(theirs.id, 2, Some(theirs.reserved_at))],
         "the other worker's reservation, untouched"
     );

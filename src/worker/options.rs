@@ -130,7 +130,7 @@ impl WorkerOptions {
                      job's reservation is extended every {}s, so no other worker takes it back); PHP workers \
                      on the same queue have no lease, so keep retry_after above their --timeout",
                     self.timeout,
-                    super::lease::Lease::every(ra).as_secs_f64()
+                    (super::lease::Lease::every(ra).as_secs_f64() * 10.0).round() / 10.0
                 ));
             }
         }
@@ -218,6 +218,13 @@ mod tests {
         assert!(n[0].contains("retry_after 90s"), "{}", n[0]);
         assert!(n[0].contains("leases cover it"), "{}", n[0]);
         assert!(n[0].contains("extended every 30s"), "{}", n[0]);
+        o.retry_after = 10;
+        assert!(
+            o.notes()[0].contains("extended every 3.3s"),
+            "{:?}",
+            o.notes()
+        );
+        o.retry_after = 90;
         o.timeout = 10;
         o.handoff_queue = "{queue}".into();
         assert!(o.notes().is_empty());
