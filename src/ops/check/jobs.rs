@@ -83,7 +83,8 @@ fn timeouts(c: &mut Checks, options: &WorkerOptions) {
     let timeout = options.timeout;
     for q in &options.queues {
         let retry_after = options.retry_after_for(q);
-        let every = Lease::every(retry_after).as_secs_f64();
+        // One decimal, as work's start-up note prints it (3.3 s for a retry_after of 10).
+        let every = (Lease::every(retry_after).as_secs_f64() * 10.0).round() / 10.0;
         let name = format!("retry_after {q}");
         let shown = if timeout == 0 {
             "--timeout 0 (none)".to_owned()
