@@ -43,15 +43,30 @@ pub struct Cli {
     /// The app's .env file (Laravel's rules); default: ./.env when present. Process variables win.
     #[arg(long = "env", global = true, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
-    /// Log format on stderr.
+    /// Log format on stderr (level: DEFER_WORKER_LOG, default info; `off` for none). Colours only on a
+    /// terminal and never with NO_COLOR set.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line: the event's fields, the job's under `span`.
     Json,
+    /// The lines of Laravel 11.27+'s `queue:work --json` (starting, success, …).
+    Laravel,
+}
+
+impl From<LogFormat> for crate::logging::Format {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Text => crate::logging::Format::Text,
+            LogFormat::Json => crate::logging::Format::Json,
+            LogFormat::Laravel => crate::logging::Format::Laravel,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

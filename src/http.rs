@@ -390,3 +390,28 @@ fn unavailable(reason: &str) -> Response<Full<Bytes>> {
         json!({ "error": reason }).to_string(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Paused;
+
+    #[test]
+    fn ready_names_what_is_paused_and_stays_ready() {
+        let metrics = Metrics::new();
+        assert_eq!(ready_text(&metrics), "ready\n");
+        metrics.set_paused(Paused {
+            worker: false,
+            queues: vec![("emails".into(), true), ("default".into(), false)],
+        });
+        assert_eq!(ready_text(&metrics), "ready\npaused queues: emails\n");
+        metrics.set_paused(Paused {
+            worker: true,
+            queues: vec![("emails".into(), true), ("default".into(), true)],
+        });
+        assert_eq!(
+            ready_text(&metrics),
+            "ready\nworker paused (SIGUSR2): taking no new job until SIGCONT\npaused queues: emails,default\n"
+        );
+    }
+}

@@ -1,13 +1,15 @@
 //! The `defer-worker` binary: parse the command line, set up logging, build the command's settings once,
 //! run the subcommand with them, exit.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 
-use defer_worker::cli::{Cli, Command, LogFormat};
+use defer_worker::cli::{Cli, Command};
 use defer_worker::config::Settings;
+use defer_worker::logging;
 use defer_worker::ops;
 
 /// musl's allocator serialises threads on one lock; the static (musl) release binary uses mimalloc.
@@ -17,8 +19,26 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
-    match run(&cli) {
+    let options = logging::Options {
+        format: cli.log_format.into(),
+        filter: std::env::var(logging::FILTER_VAR).ok(),
+        colour: logging::colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ),
+        capacity: logging::DEFAULT_CAPACITY,
+    };
+    let (log, guard) = match logging::init(&options) {
+        Ok(started) => started,
+        Err(err) => {
+            eprintln!("defer-worker: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(&cli, &log);
+    // Every line logged so far is written before the error, and before the process ends.
+    drop(guard);
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("defer-worker: {err:#}");
@@ -27,7 +47,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: &Cli, log: &logging::Handle) -> anyhow::Result<ExitCode> {
     if let Command::Decode(args) = &cli.command {
         // Runs anywhere, without the async runtime or a config file.
         let settings = Settings::load_env_only(cli.env_file.as_deref())?;
@@ -38,10 +58,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
-        .block_on(subcommand(&cli.command, &settings))
+        .block_on(subcommand(&cli.command, &settings, log))
 }
 
-async fn subcommand(command: &Command, settings: &Settings) -> anyhow::Result<ExitCode> {
+async fn subcommand(
+    command: &Command,
+    settings: &Settings,
+    log: &logging::Handle,
+) -> anyhow::Result<ExitCode> {
     // Every command but `config` and `check` (which report the problems themselves) refuses bad
     // settings at start.
     let reports = match command {
@@ -55,7 +79,7 @@ async fn subcommand(command: &Command, settings: &Settings) -> anyhow::Result<Ex
     match command {
         Command::Work(args) if args.check => ops::check::run(args, false, settings).await,
         Command::Check(args) => ops::check::run(&args.work, args.json, settings).await,
-        Command::Work(args) => ops::work::run(args, settings).await,
+        Command::Work(args) => ops::work::run(args, settings, log).await,
         Command::Config(args) => ops::config_cmd::run(args, settings).await,
         Command::Failed(args) => ops::failed::run(args, settings).await,
         Command::Monitor(args) => ops::monitor::run(args, settings).await,
@@ -66,21 +90,5 @@ async fn subcommand(command: &Command, settings: &Settings) -> anyhow::Result<Ex
         Command::Resume(args) => ops::pause::resume(args, settings).await,
         Command::Paused(args) => ops::pause::paused(args, settings).await,
         Command::Decode(_) => unreachable!("decode runs without the async runtime"),
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DEFER_WORKER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
     }
 }

@@ -11,7 +11,7 @@ use defer_worker::laravel::database::Db;
 use defer_worker::laravel::database_queue::DatabaseQueue;
 use defer_worker::laravel::queue::Queue;
 
-use crate::support::{DbKind, World};
+use crate::support::{DbKind, World, LOG_KIND_LINES};
 
 const LOG_ALL: &str = "[actions.\"*\"]\nkind = \"log\"\n";
 
@@ -22,6 +22,8 @@ fn world(db: DbKind, retry_after: u64) -> World {
     w.extra.push(("QUEUE_CONNECTION".into(), "database".into()));
     w.extra
         .push(("DB_QUEUE_RETRY_AFTER".into(), retry_after.to_string()));
+    let (var, filter) = LOG_KIND_LINES;
+    w.extra.push((var.into(), filter.into()));
     w
 }
 

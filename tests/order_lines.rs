@@ -214,12 +214,12 @@ async fn run_order_on(table: &str, rows: &str) -> Sent {
     let smtp = Smtp::start(w.dir.path(), &certs, "starttls", &[]);
     let meta = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path("/v18.0/109876543210/messages"))
+        .and(path("/v25.0/109876543210/messages"))
         .respond_with(ok("wamid.HBgLMjI1MDcwNzAwMDAwMRUCABIYFDNBQjM"))
         .mount(&meta)
         .await;
     for (k, v) in [
-        ("WHATSAPP_API_URL", format!("{}/v18.0", meta.uri())),
+        ("WHATSAPP_API_URL", format!("{}/v25.0", meta.uri())),
         ("WHATSAPP_API_TOKEN", "EAAG-lines-token".to_owned()),
         ("WHATSAPP_PHONE_NUMBER_ID", "109876543210".to_owned()),
         ("APP_URL", "https://resto.test".to_owned()),

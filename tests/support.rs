@@ -27,6 +27,11 @@ pub enum DbKind {
     Postgres,
 }
 
+/// `DEFER_WORKER_LOG` for a test that reads the `log` kind's own line ("deferred job logged (kind =
+/// log)", at debug: at info the outcome line alone says a job ran), as a ledger of the jobs it ran.
+pub const LOG_KIND_LINES: (&str, &str) =
+    ("DEFER_WORKER_LOG", "info,defer_worker::actions::log=debug");
+
 /// One test's private world. Dropping it deletes its Redis keys and its database.
 pub struct World {
     pub prefix: String,
@@ -202,24 +207,10 @@ impl World {
 
     /// Starts `defer-worker work` with this world's environment and the given config file text.
     pub fn worker(&self, args: &[&str], config: &str) -> WorkerProc {
-        let n = std::fs::read_dir(self.dir.path())
-            .map(|d| d.count())
-            .unwrap_or(0);
-        let config_path = self.dir.path().join(format!("defer-worker-{n}.toml"));
-        std::fs::write(&config_path, config).expect("write config");
-        let log_path = self.dir.path().join(format!("worker-{n}.log"));
+        let log_path = self.fresh_path("worker", "log");
         let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_defer-worker"))
-            .args(["--log-format=json", "--config"])
-            .arg(&config_path)
-            .arg("work")
-            .args(args)
-            .arg(format!(
-                "--failed-db={}",
-                self.dir.path().join("embedded.sqlite").display()
-            ))
-            .env_clear()
-            .envs(self.env())
+        let child = self
+            .worker_command("json", args, config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -230,6 +221,37 @@ impl World {
             log_path,
             started: Instant::now(),
         }
+    }
+
+    /// `defer-worker --log-format=<format> --config <file holding config> work <args> --failed-db=…`
+    /// with this world's environment (and nothing else), for a test that wires stdio itself.
+    pub fn worker_command(&self, format: &str, args: &[&str], config: &str) -> Command {
+        let config_path = self.fresh_path("defer-worker", "toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_defer-worker"));
+        cmd.arg(format!("--log-format={format}"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("work")
+            .args(args)
+            .arg(format!(
+                "--failed-db={}",
+                self.dir.path().join("embedded.sqlite").display()
+            ))
+            .env_clear()
+            .envs(self.env());
+        cmd
+    }
+
+    /// A path in this world's directory that no other call returned (`<stem>-<n>.<ext>`).
+    fn fresh_path(&self, stem: &str, ext: &str) -> PathBuf {
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        (n..)
+            .map(|i| self.dir.path().join(format!("{stem}-{i}.{ext}")))
+            .find(|p| !p.exists())
+            .expect("a free name")
     }
 
     pub fn redis(&self) -> redis::Connection {

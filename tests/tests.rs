@@ -18,6 +18,7 @@ mod http;
 mod layers;
 mod leases;
 mod limits;
+mod logging;
 mod max_exceptions;
 mod ops_dispatch;
 mod ops_failed;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::support::{fixture, log_time, now_f64, DbKind, World};
+use crate::support::{fixture, log_time, now_f64, DbKind, World, LOG_KIND_LINES};
 
 const ALL_LOG: &str = "[actions.\"*\"]\nkind = \"log\"\n";
 const QUEUES: &str = "--queue=whatsapp,analytics,emails,cache,default";
@@ -272,7 +272,9 @@ fn mixed_fleet_runs_each_job_exactly_once_while_both_live() {
 
 #[test]
 fn kill_9_of_defer_worker_in_a_mixed_fleet_loses_nothing() {
-    let w = World::new(DbKind::Sqlite);
+    let mut w = World::new(DbKind::Sqlite);
+    let (var, filter) = LOG_KIND_LINES;
+    w.extra.push((var.into(), filter.into()));
     let sent = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 5_000);
     // PHP's worker works the same queue throughout, with retry_after 2 s on its connection too; it runs
     // until the queue is empty (what the killed worker had reserved included), however slow the machine.

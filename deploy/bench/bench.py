@@ -1,20 +1,34 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: defer-worker against the real Laravel worker, on the same payloads.
 
-Run through deploy/bench/run.sh (which builds the release binary and checks the services). Measures,
-each over --runs runs (medians printed, with the ratios):
+Run through deploy/bench/run.sh (which builds the release binary and checks the services). Everything
+runs against a private redis-server this script starts (no persistence), so other users of the
+machine's Redis neither slow the drains nor blur the Redis figures. Each of --runs runs does, in turn:
 
-  drain    N no-op DeferredJob payloads (made by the real Laravel harness, uuids made unique):
-           `php artisan queue:work --tries=3` (one process, as the app runs it) vs `defer-worker work
-           --concurrency C` (the `log` kind with logging off): jobs/s, CPU s per job, peak RSS.
-  redis    the Redis-bound limit: redis-benchmark running the pop script (EVALSHA, pipelined, several
-           connections) on the same payloads: pops/s.
+  drain, two pairs, N no-op DeferredJob payloads each (made by the real Laravel harness, uuids made
+  unique), `php artisan queue:work --tries=3` (one process, as the app runs it) against `defer-worker
+  work --concurrency C` (the `log` kind): jobs/s, CPU ms per job, peak RSS.
+    as deployed  PHP runs the app's DeferredJob, whose handle() writes its Log::info lines to
+                 storage/logs/laravel.log, and its console output goes to a file (as Supervisor's
+                 stdout_logfile keeps it); defer-worker logs at its default level and format (info,
+                 text), stderr to a file.
+    quiet        PHP runs a job that returns at once (HARNESS_RETURN_AT_ONCE), console to /dev/null;
+                 defer-worker with logging off (DEFER_WORKER_LOG=off).
+  redis    the Redis-bound limit for what the worker really sends per job (its batched pop script, a
+           ZREM per job, the migrate scripts): the Redis server's own CPU time (INFO cpu) over each
+           defer-worker drain gives CPU s per job, and 1 / that is the jobs/s one Redis core allows.
+           Printed per run with the share the quiet drain reached.
+Then once:
   latency  pickup latency of an idle worker: RPUSH (as Laravel's push script does it) -> the job starts;
            p50/p99 over --samples pushes spaced 20 ms apart. PHP with its default --sleep=3.
   io       the `whatsapp` kind (seeded app database on MariaDB, whatsapp_messages_log written) against
            deploy/bench/meta_stub.py answering every send in 100 ms: jobs/s of one defer-worker process
            (--io-concurrency jobs in flight). One PHP worker runs one job at a time, so it cannot beat
            1 / 0.1 s = 10 jobs/s there; that bound is printed, not measured.
+
+--soak SECONDS (not for CI) instead pushes jobs at a steady --rate for that long to one defer-worker
+(JSON log at info) and every 30 s samples its RSS and the p50/p99 pickup latency of the jobs it started
+in that window: a table, and target/soak.png when matplotlib is installed.
 
 Only the standard library: Redis is spoken to with a minimal RESP client.
 """
@@ -37,17 +51,20 @@ import uuid
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ARTISAN = os.path.join(REPO, "fixtures", "laravel", "artisan")
 BIN = os.environ.get("DEFER_WORKER_BIN") or os.path.join(REPO, "target", "release", "defer-worker")
-POP_LUA = os.path.join(REPO, "src", "laravel", "lua", "pop.lua")
 HOT_SYMBOLS = os.path.join(REPO, "link", "hot-symbols.txt")
 # A command put before defer-worker's (scripts/hot-symbols.sh runs it under callgrind this way).
 WRAP = shlex.split(os.environ.get("DEFER_WORKER_WRAP", ""))
 
 
+# The private redis-server's port (PrivateRedis sets it).
+REDIS_PORT = 6379
+
+
 class Redis:
     """The smallest RESP client that does what this script needs."""
 
-    def __init__(self, host="127.0.0.1", port=6379):
-        self.sock = socket.create_connection((host, port))
+    def __init__(self, host="127.0.0.1", port=None):
+        self.sock = socket.create_connection((host, port or REDIS_PORT))
         self.buf = b""
 
     def _line(self):
@@ -95,6 +112,12 @@ class Redis:
         self.sock.sendall(self.encode(*args))
         return self._reply()
 
+    def cpu_seconds(self):
+        """The server's CPU time so far (INFO cpu: user + system)."""
+        info = self.call("INFO", "cpu").decode()
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+
     def pipeline(self, commands, chunk=2000):
         for i in range(0, len(commands), chunk):
             part = commands[i : i + chunk]
@@ -103,12 +126,41 @@ class Redis:
                 self._reply()
 
 
+class PrivateRedis:
+    """A redis-server of this run's own, on a free port, without persistence."""
+
+    def __init__(self, storage):
+        global REDIS_PORT
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", storage],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 10
+        while True:
+            try:
+                Redis(port=port).call("PING")
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit(f"redis-server on port {port} did not start")
+                time.sleep(0.05)
+        REDIS_PORT = port
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def env_for(prefix, storage):
     e = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "APP_NAME": "RestroSaaS",
         "REDIS_HOST": "127.0.0.1",
-        "REDIS_PORT": "6379",
+        "REDIS_PORT": str(REDIS_PORT),
         "REDIS_PREFIX": prefix,
         "HARNESS_STORAGE": storage,
         "LOG_CHANNEL": "null",
@@ -152,56 +204,65 @@ def clear(r, prefix, queue):
     r.call("DEL", key, key + ":notify", key + ":delayed", key + ":reserved")
 
 
-def timed(cmd, env, cwd):
-    """Runs cmd under /usr/bin/time; returns (wall s, cpu s, max RSS KB)."""
-    fmt = "BENCH %e %U %S %M"
-    p = subprocess.run(["/usr/bin/time", "-f", fmt] + cmd, env=env, cwd=cwd, capture_output=True, text=True)
+def timed(cmd, env, cwd, out):
+    """Runs cmd under /usr/bin/time, its stdout and stderr to the file `out` (or /dev/null);
+    returns (wall s, cpu s, max RSS KB)."""
+    stats = os.path.join(cwd, "time.out")
+    with open(out or os.devnull, "w") as sink:
+        p = subprocess.run(["/usr/bin/time", "-o", stats, "-f", "BENCH %e %U %S %M"] + cmd, env=env, cwd=cwd,
+                           stdout=sink, stderr=sink)
     if p.returncode != 0:
-        sys.stderr.write(p.stdout[-2000:] + p.stderr[-4000:])
+        tail = open(out).read()[-4000:] if out else ""
+        sys.stderr.write(tail)
         raise SystemExit(f"benchmark command failed: {' '.join(cmd)}")
-    m = re.search(r"BENCH ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", p.stderr)
+    m = re.search(r"BENCH ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", open(stats).read())
     wall, user, sys_, rss = float(m[1]), float(m[2]), float(m[3]), int(m[4])
     return wall, user + sys_, rss
 
 
-def drain(args, env, storage, seed, who):
+# The two pairs: (PHP's environment and console file, defer-worker's environment and stderr file).
+PAIRS = ("deployed", "quiet")
+
+
+def drain(args, env, storage, seed, who, pair):
+    """One drain of --jobs jobs by `who` set up as `pair` says; with the Redis CPU time it took."""
     r = Redis()
     prefix = env["REDIS_PREFIX"]
     clear(r, prefix, "bench")
     fill(r, prefix, "bench", seed, args.jobs)
+    logs = os.path.join(storage, "logs")
+    os.makedirs(logs, exist_ok=True)
     if who == "php":
         cmd = ["php", ARTISAN, "queue:work", "redis", "--queue=bench", "--tries=3", "--stop-when-empty"]
         cwd = REPO
+        if pair == "deployed":
+            penv = dict(env, LOG_CHANNEL="single")
+            out = os.path.join(logs, "php-console.log")
+        else:
+            penv = dict(env, LOG_CHANNEL="null", HARNESS_RETURN_AT_ONCE="1")
+            out = None
     else:
         cfg = os.path.join(storage, "bench.toml")
         with open(cfg, "w") as f:
             f.write('[actions."*"]\nkind = "log"\n')
         cmd = WRAP + [BIN, "--config", cfg, "work", "--queue=bench", "--tries=3", "--stop-when-empty",
-               f"--concurrency={args.concurrency}", "--failed-db", os.path.join(storage, "failed.sqlite")]
+                      f"--concurrency={args.concurrency}", "--failed-db", os.path.join(storage, "failed.sqlite")]
         cwd = storage
-    wall, cpu, rss = timed(cmd, env, cwd)
+        penv = dict(env)
+        if pair == "deployed":
+            penv.pop("DEFER_WORKER_LOG", None)
+            out = os.path.join(logs, "defer-worker.log")
+        else:
+            penv["DEFER_WORKER_LOG"] = "off"
+            out = None
+    cpu_before = r.cpu_seconds()
+    wall, cpu, rss = timed(cmd, penv, cwd, out)
+    redis_cpu = r.cpu_seconds() - cpu_before
     left = r.call("LLEN", prefix + "queues:bench") + r.call("ZCARD", prefix + "queues:bench:reserved")
     if left:
-        raise SystemExit(f"{who} left {left} jobs")
-    return {"jobs_s": args.jobs / wall, "cpu_ms_job": cpu * 1000 / args.jobs, "rss_mb": rss / 1024, "wall": wall}
-
-
-def redis_bound(args, env, seed):
-    r = Redis()
-    prefix = env["REDIS_PREFIX"]
-    clear(r, prefix, "bench")
-    fill(r, prefix, "bench", seed, args.jobs)
-    with open(POP_LUA, "rb") as f:
-        sha = r.call("SCRIPT", "LOAD", f.read()).decode()
-    key = prefix + "queues:bench"
-    out = subprocess.run(
-        ["redis-benchmark", "-q", "-n", str(args.jobs), "-c", "8", "-P", "16",
-         "EVALSHA", sha, "3", key, key + ":reserved", key + ":notify", str(int(time.time()) + 3600), "1"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    m = re.findall(r"([\d.]+) requests per second", out)
-    clear(r, prefix, "bench")
-    return {"jobs_s": float(m[-1])}
+        raise SystemExit(f"{who} ({pair}) left {left} jobs")
+    return {"jobs_s": args.jobs / wall, "cpu_ms_job": cpu * 1000 / args.jobs, "rss_mb": rss / 1024, "wall": wall,
+            "redis_limit": args.jobs / redis_cpu if redis_cpu > 0 else float("inf")}
 
 
 def latency(args, env, storage, seed, who):
@@ -335,6 +396,122 @@ def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
+def pair_table(rows, pair, args):
+    """The table of one pair: medians of PHP and defer-worker, with the ratios."""
+    ours, php = rows[("ours", pair)], rows[("php", pair)]
+    title = {"deployed": "as deployed (logs written as in production)",
+             "quiet": "quiet (PHP job returns at once, console to /dev/null; defer-worker logging off)"}[pair]
+    print(f"\n{title}\n")
+    print(f"| {pair}: median of {args.runs} | PHP queue:work | defer-worker | ratio |")
+    print("| --- | --- | --- | --- |")
+    ours_js, ours_cpu, ours_rss = median(ours, "jobs_s"), median(ours, "cpu_ms_job"), median(ours, "rss_mb")
+    if php:
+        php_js, php_cpu, php_rss = median(php, "jobs_s"), median(php, "cpu_ms_job"), median(php, "rss_mb")
+        print(f"| drain {args.jobs} no-op jobs, jobs/s | {php_js:.0f} | {ours_js:.0f} | {ours_js / php_js:.1f}x |")
+        print(f"| CPU per job, ms | {php_cpu:.3f} | {ours_cpu:.4f} | 1/{php_cpu / ours_cpu:.0f} |")
+        print(f"| peak RSS, MB | {php_rss:.1f} | {ours_rss:.1f} | 1/{php_rss / ours_rss:.1f} |")
+    else:
+        print(f"| drain {args.jobs} no-op jobs, jobs/s | - | {ours_js:.0f} | - |")
+        print(f"| CPU per job, ms | - | {ours_cpu:.4f} | - |")
+        print(f"| peak RSS, MB | - | {ours_rss:.1f} | - |")
+
+
+def soak(args, env, storage, seed):
+    """Steady pushes at --rate for --soak s; RSS and pickup p50/p99 every 30 s."""
+    r = Redis()
+    prefix = env["REDIS_PREFIX"]
+    clear(r, prefix, "soak")
+    cfg = os.path.join(storage, "soak.toml")
+    with open(cfg, "w") as f:
+        f.write('[actions."*"]\nkind = "log"\n')
+    log_path = os.path.join(storage, "soak.log")
+    log = open(log_path, "w")
+    cmd = WRAP + [BIN, "--log-format=json", "--config", cfg, "work", "--queue=soak", "--tries=3",
+                  f"--concurrency={args.concurrency}", "--failed-db", os.path.join(storage, "failed.sqlite")]
+    proc = subprocess.Popen(cmd, env=dict(env, DEFER_WORKER_LOG="info"), cwd=storage,
+                            stdout=subprocess.DEVNULL, stderr=log)
+    original = json.loads(seed)["uuid"].encode()
+    key = prefix + "queues:soak"
+    pushed, rows, window = {}, [], []
+    reader, pending = open(log_path), ""
+    start = time.time()
+    end_at, next_sample = start + args.soak, start + 30
+    sent = started = 0
+    print(f"soak: {args.rate} jobs/s for {args.soak} s, concurrency {args.concurrency}")
+    print("| t, s | pushed | started | RSS, MB | pickup p50, ms | pickup p99, ms |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    while True:
+        now = time.time()
+        due = int((min(now, end_at) - start) * args.rate) - sent
+        if due > 0:
+            cmds = []
+            for _ in range(due):
+                u = str(uuid.uuid4())
+                cmds.append(("RPUSH", key, seed.replace(original, u.encode())))
+                cmds.append(("RPUSH", key + ":notify", 1))
+                pushed[u] = now
+            r.pipeline(cmds)
+            sent += due
+        lines = (pending + reader.read()).split("\n")
+        pending = lines.pop()  # a line not yet written to its end
+        for line in lines:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if doc.get("outcome") != "done" or doc.get("uuid") not in pushed:
+                continue
+            base, frac = doc["timestamp"].rstrip("Z").split(".")
+            end = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + float("0." + frac)
+            window.append((end - doc["ms"] / 1000.0 - pushed.pop(doc["uuid"])) * 1000)
+        last = now >= end_at
+        if now >= next_sample or last:
+            started += len(window)
+            lat = sorted(window)
+            p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+            rows.append((round(now - start), sent, started, vm_rss_mb(proc.pid), p(0.5), p(0.99)))
+            print("| {} | {} | {} | {:.1f} | {:.2f} | {:.2f} |".format(*rows[-1]), flush=True)
+            window = []
+            next_sample += 30
+            if last:
+                break
+        time.sleep(0.01)
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+    clear(r, prefix, "soak")
+    plot_soak(rows, os.path.join(REPO, "target", "soak.png"))
+
+
+def vm_rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def plot_soak(rows, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(no matplotlib: table only)")
+        return
+    t = [row[0] for row in rows]
+    fig, (a, b) = plt.subplots(2, 1, sharex=True, figsize=(7, 5))
+    a.plot(t, [row[3] for row in rows])
+    a.set_ylabel("RSS, MB")
+    b.plot(t, [row[4] for row in rows], label="p50")
+    b.plot(t, [row[5] for row in rows], label="p99")
+    b.set_ylabel("pickup, ms")
+    b.set_xlabel("s")
+    b.legend()
+    fig.savefig(path)
+    print(f"plot: {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=100_000)
@@ -345,59 +522,74 @@ def main():
     ap.add_argument("--io-jobs", type=int, default=10_000, help="WhatsApp jobs for the I/O-bound run (0: skip)")
     ap.add_argument("--io-concurrency", type=int, default=256)
     ap.add_argument("--only", choices=["io"], help="run only this part (e.g. to tune it)")
+    ap.add_argument("--soak", type=int, metavar="SECONDS", help="soak mode instead of the benchmark (not for CI)")
+    ap.add_argument("--rate", type=int, default=3000, help="soak mode: jobs pushed per second")
     args = ap.parse_args()
 
     storage = tempfile.mkdtemp(prefix="dw-bench-")
+    redis = PrivateRedis(storage)
+    try:
+        run(args, storage)
+    finally:
+        redis.stop()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def run(args, storage):
     prefix = f"dwbench_{uuid.uuid4().hex[:8]}_"
     env = env_for(prefix, storage)
     seed = seed_payload(env)
-    print(f"payload: {len(seed)} bytes; {args.jobs} jobs x {args.runs} runs; concurrency {args.concurrency}")
+    if args.soak:
+        soak(args, env, storage, seed)
+        return
+    print(f"payload: {len(seed)} bytes; {args.jobs} jobs x {args.runs} runs; concurrency {args.concurrency}; "
+          f"private redis-server on port {REDIS_PORT}")
     print(symbol_order_note())
 
-    rows = {"php": [], "ours": [], "redis": []}
-    io_runs = []
     if args.only == "io":
         runs = [io_bound(args, env, storage) for _ in range(args.runs)]
         print("whatsapp io jobs/s:", ", ".join(f"{r['jobs_s']:.0f}" for r in runs),
               f"(median {median(runs, 'jobs_s'):.0f}; RSS {median(runs, 'rss_mb'):.1f} MB, "
               f"CPU {median(runs, 'cpu_ms_job'):.3f} ms/job)")
         return
+    rows = {(who, pair): [] for who in ("php", "ours") for pair in PAIRS}
+    io_runs = []
     for i in range(args.runs):
-        if not args.skip_php:
-            rows["php"].append(drain(args, env, storage, seed, "php"))
-        rows["ours"].append(drain(args, env, storage, seed, "ours"))
-        rows["redis"].append(redis_bound(args, env, seed))
+        for pair in PAIRS:
+            if not args.skip_php:
+                rows[("php", pair)].append(drain(args, env, storage, seed, "php", pair))
+            rows[("ours", pair)].append(drain(args, env, storage, seed, "ours", pair))
         if args.io_jobs:
             io_runs.append(io_bound(args, env, storage))
-        print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]['jobs_s']:.0f} jobs/s" for k, v in rows.items() if v)
-              + f" (ours: {rows['ours'][-1]['cpu_ms_job']:.4f} ms CPU/job, peak RSS {rows['ours'][-1]['rss_mb']:.1f} MB)"
-              + (f", whatsapp io {io_runs[-1]['jobs_s']:.0f} jobs/s" if io_runs else ""))
+        line = []
+        for pair in PAIRS:
+            php, ours = rows[("php", pair)], rows[("ours", pair)][-1]
+            line.append(f"{pair}: " + (f"php {php[-1]['jobs_s']:.0f}, " if php else "")
+                        + f"ours {ours['jobs_s']:.0f} jobs/s ({ours['cpu_ms_job']:.4f} ms CPU/job,"
+                        f" RSS {ours['rss_mb']:.1f} MB)")
+        quiet = rows[("ours", "quiet")][-1]
+        line.append(f"Redis-bound limit {quiet['redis_limit']:.0f} jobs/s, quiet drain at"
+                    f" {100 * quiet['jobs_s'] / quiet['redis_limit']:.0f}%")
+        if io_runs:
+            line.append(f"whatsapp io {io_runs[-1]['jobs_s']:.0f} jobs/s")
+        print(f"run {i + 1}: " + "; ".join(line), flush=True)
     lat_ours = latency(args, env, storage, seed, "ours")
     lat_php = None if args.skip_php else latency(args, env, storage, seed, "php")
 
-    ours_js, redis_js = median(rows["ours"], "jobs_s"), median(rows["redis"], "jobs_s")
-    print()
-    print(f"| measure (median of {args.runs}) | PHP queue:work | defer-worker | ratio |")
+    for pair in PAIRS:
+        pair_table(rows, pair, args)
+    quiet = rows[("ours", "quiet")]
+    limit, ours_js = median(quiet, "redis_limit"), median(quiet, "jobs_s")
+    print(f"\n| other measures (median of {args.runs}) | PHP queue:work | defer-worker | ratio |")
     print("| --- | --- | --- | --- |")
-    if rows["php"]:
-        php_js = median(rows["php"], "jobs_s")
-        php_cpu, ours_cpu = median(rows["php"], "cpu_ms_job"), median(rows["ours"], "cpu_ms_job")
-        php_rss, ours_rss = median(rows["php"], "rss_mb"), median(rows["ours"], "rss_mb")
-        print(f"| drain {args.jobs} no-op jobs, jobs/s | {php_js:.0f} | {ours_js:.0f} | {ours_js / php_js:.1f}x |")
-        print(f"| CPU per job, ms | {php_cpu:.3f} | {ours_cpu:.4f} | 1/{php_cpu / ours_cpu:.0f} |")
-        print(f"| peak RSS, MB | {php_rss:.1f} | {ours_rss:.1f} | 1/{php_rss / ours_rss:.1f} |")
-    else:
-        print(f"| drain {args.jobs} no-op jobs, jobs/s | - | {ours_js:.0f} | - |")
-        print(f"| CPU per job, ms | - | {median(rows['ours'], 'cpu_ms_job'):.4f} | - |")
-        print(f"| peak RSS, MB | - | {median(rows['ours'], 'rss_mb'):.1f} | - |")
-    print(f"| Redis-bound limit (pop script, redis-benchmark), pops/s | | {redis_js:.0f} | defer-worker at {100 * ours_js / redis_js:.0f}% |")
+    print(f"| Redis-bound limit (the worker's own pop/delete/migrate, Redis CPU s per job), jobs/s | "
+          f"| {limit:.0f} | quiet drain at {100 * ours_js / limit:.0f}% |")
     php_lat = f"{lat_php['p50_ms']:.1f} / {lat_php['p99_ms']:.1f}" if lat_php else "-"
     print(f"| pickup latency p50 / p99, ms | {php_lat} | {lat_ours['p50_ms']:.2f} / {lat_ours['p99_ms']:.2f} | |")
     if io_runs:
         io_js = median(io_runs, "jobs_s")
         print(f"| whatsapp kind, stub answering in 100 ms, jobs/s (concurrency {args.io_concurrency}) "
               f"| <= 10 (one job at a time) | {io_js:.0f} | >= {io_js / 10:.0f}x |")
-    shutil.rmtree(storage, ignore_errors=True)
 
 
 if __name__ == "__main__":

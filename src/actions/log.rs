@@ -1,13 +1,17 @@
 //! The `log` kind: records that the job ran and succeeds. For dry runs and shadow mode; it sends nothing.
 //!
-//! The data's keys are logged at info level, the values only at debug level, since they may hold phone
-//! numbers or e-mail addresses.
+//! Both its lines are at debug level (the data's keys, then the values, which may hold phone numbers or
+//! e-mail addresses): at info the worker's outcome line already says the job ran (uuid, queue, action,
+//! outcome, run time), one line per job.
 
 use super::JobMeta;
 use crate::deferred::DeferredJob;
 use crate::php::{Key, Value};
 
 pub(super) fn run(job: &DeferredJob, meta: JobMeta<'_>) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let keys = match &job.data {
         Value::Array(items) => items
             .iter()
@@ -19,7 +23,7 @@ pub(super) fn run(job: &DeferredJob, meta: JobMeta<'_>) {
             .join(","),
         _ => String::new(),
     };
-    tracing::info!(action = %job.action, job_id = meta.id, data_keys = %keys, "deferred job logged (kind = log)");
+    tracing::debug!(action = %job.action, job_id = meta.id, data_keys = %keys, "deferred job logged (kind = log)");
     tracing::debug!(action = %job.action, data = %crate::php::to_json(&job.data), "deferred job data");
 }
 

@@ -13,6 +13,7 @@ use super::depth::QueueDepth;
 use super::histogram::Histogram;
 use super::text;
 use crate::actions::whatsapp::BreakerState;
+use crate::logging;
 use crate::util::clock;
 
 /// Distinct queue/action pairs kept; later new pairs are counted under [`OTHER`]/[`OTHER`].
@@ -100,6 +101,8 @@ pub(super) struct Snapshot {
     pub(super) db_up: Option<bool>,
     pub(super) paused: Option<Paused>,
     pub(super) start_time: f64,
+    /// Log lines the non-blocking writer dropped; `None` when not attached.
+    pub(super) log_lines_dropped: Option<u64>,
 }
 
 /// What the worker skips, as it last read it: the whole worker (SIGUSR2) and each queue it serves,
@@ -137,6 +140,8 @@ pub struct Metrics {
     /// `None` until the worker first reports its pause state.
     paused: Mutex<Option<Paused>>,
     start_time: f64,
+    /// The log writer, read (never written) at render time for its dropped lines.
+    log: Option<logging::Handle>,
 }
 
 const UNKNOWN: u8 = 2;
@@ -159,6 +164,15 @@ impl Metrics {
             failed_jobs: AtomicU64::new(u64::MAX),
             paused: Mutex::new(None),
             start_time: clock::since_epoch().as_secs_f64(),
+            log: None,
+        }
+    }
+
+    /// Empty metrics that also report the log lines `log`'s writer dropped.
+    pub fn with_log(log: logging::Handle) -> Metrics {
+        Metrics {
+            log: Some(log),
+            ..Metrics::new()
         }
     }
 
@@ -309,6 +323,7 @@ impl Metrics {
             db_up: up(&self.db_up),
             paused: self.paused(),
             start_time: self.start_time,
+            log_lines_dropped: self.log.as_ref().map(logging::Handle::dropped),
         }
     }
 }

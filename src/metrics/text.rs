@@ -126,6 +126,16 @@ pub(super) fn render(m: &Snapshot, depths: &[QueueDepth], breakers: &[BreakerSta
         }
     }
 
+    if let Some(dropped) = m.log_lines_dropped {
+        family(
+            o,
+            "log_lines_dropped_total",
+            "counter",
+            "Log lines dropped because the log buffer was full (stderr not keeping up); the log says how many, too.",
+        );
+        sample(o, "log_lines_dropped_total", &[], dropped as f64);
+    }
+
     family(
         o,
         "paused",
@@ -444,5 +454,18 @@ mod tests {
         assert_eq!(format_value(f64::NAN), "NaN");
         assert_eq!(format_value(3.0), "3");
         assert_eq!(format_value(0.25), "0.25");
+    }
+
+    #[test]
+    fn log_lines_dropped_are_a_counter_when_the_log_writer_is_attached() {
+        let text = Metrics::new().render(&[]);
+        assert!(!text.contains("log_lines_dropped"), "no writer, no series");
+        let m = Metrics::with_log(crate::logging::Handle::having_dropped(42));
+        let text = m.render(&[]);
+        assert!(text.contains("# TYPE defer_worker_log_lines_dropped_total counter\n"));
+        assert!(
+            text.contains("\ndefer_worker_log_lines_dropped_total 42\n"),
+            "{text}"
+        );
     }
 }

@@ -184,7 +184,7 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
         );
     }
     if !args.json {
-        if let Some(line) = breaker_line(settings).await {
+        if let Some(line) = breaker_line(settings, cache.as_ref()).await {
             println!("{line}");
         }
     }
@@ -192,6 +192,18 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The sender's breaker line, when WhatsApp is configured and the app's cache store is open (a store
+/// that cannot be read is a line saying so, never an error of `monitor`).
+async fn breaker_line(settings: &Settings, store: Option<&CacheStore>) -> Option<String> {
+    let phone = settings
+        .env("WHATSAPP_PHONE_NUMBER_ID")
+        .filter(|p| !p.is_empty())?;
+    Some(match breaker_board::read(store?, &phone).await {
+        Ok(state) => breaker_board::line(&phone, state.as_ref()),
+        Err(e) => format!("WhatsApp sender {phone}: circuit breaker unknown ({e:#})"),
     })
 }
 
@@ -216,28 +228,6 @@ async fn paused(store: Option<&CacheStore>, connection: &str, queue: &str) -> Op
             None
         }
     }
-}
-
-/// The sender's breaker line, when WhatsApp is configured and the cache store can be read (a store
-/// that cannot be read is a line saying so, never an error of `monitor`).
-async fn breaker_line(settings: &Settings) -> Option<String> {
-    let phone = settings
-        .env("WHATSAPP_PHONE_NUMBER_ID")
-        .filter(|p| !p.is_empty())?;
-    let store = match crate::laravel::cache_store::CacheStore::from_lookup(&settings.lookup()).await
-    {
-        Ok(Some(store)) => store,
-        Ok(None) => return None,
-        Err(e) => {
-            return Some(format!(
-                "WhatsApp sender {phone}: circuit breaker unknown ({e})"
-            ))
-        }
-    };
-    Some(match breaker_board::read(&store, &phone).await {
-        Ok(state) => breaker_board::line(&phone, state.as_ref()),
-        Err(e) => format!("WhatsApp sender {phone}: circuit breaker unknown ({e:#})"),
-    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use crate::laravel::connection::{Connection, Driver};
 use crate::laravel::queue::Queue;
 use crate::laravel::redis_config::{hash_tag, RedisConfig};
 use crate::laravel::redis_queue::RedisQueue;
+use crate::logging;
 use crate::metrics::Metrics;
 use crate::php;
 use crate::worker::chain;
@@ -214,7 +215,12 @@ fn check_cluster_queues(redis: &RedisQueue, options: &WorkerOptions) -> anyhow::
     Ok(())
 }
 
-pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+/// Runs the worker; `log` is the log writer (its dropped lines are a metric; flushed on a hard exit).
+pub async fn run(
+    args: &WorkArgs,
+    settings: &Settings,
+    log: &logging::Handle,
+) -> anyhow::Result<ExitCode> {
     let file = settings.file();
     let conn = connect::connection(
         settings,
@@ -248,8 +254,8 @@ pub async fn run(args: &WorkArgs, settings: &Settings) -> anyhow::Result<ExitCod
         startup::whatsapp_api_version(&WhatsappSettings::from_lookup(&settings.lookup())?, today)?;
     }
     let shutdown = CancellationToken::new();
-    listen_for_signals(shutdown.clone());
-    let metrics = Arc::new(Metrics::new());
+    listen_for_signals(shutdown.clone(), log.clone());
+    let metrics = Arc::new(Metrics::with_log(log.clone()));
     let pauses = Arc::new(Pauses::new(options.queues.clone(), Arc::clone(&metrics)));
     listen_for_pause_signals(Arc::clone(&pauses));
     let http_stop = CancellationToken::new();
@@ -442,7 +448,7 @@ fn listen_for_pause_signals(pauses: Arc<Pauses>) {
 }
 
 /// SIGTERM or SIGINT: stop taking jobs and drain. A second signal exits at once (jobs stay reserved).
-fn listen_for_signals(token: CancellationToken) {
+fn listen_for_signals(token: CancellationToken, log: logging::Handle) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
@@ -463,12 +469,14 @@ fn listen_for_signals(token: CancellationToken) {
                     tracing::warn!(
                         "second signal: exiting now; unfinished jobs return after retry_after"
                     );
+                    log.flush();
                     std::process::exit(1);
                 }
             }
         }
         #[cfg(not(unix))]
         {
+            drop(log);
             let _ = tokio::signal::ctrl_c().await;
             token.cancel();
         }

@@ -176,6 +176,11 @@ impl Worker {
                 _ = self.shutdown.cancelled() => break StopReason::Signal,
                 _ = restart.cancelled() => break StopReason::Restart,
             };
+            if self.pauses.now().worker {
+                // SIGUSR2 arrived while every slot was busy: the slot that just freed takes nothing.
+                drop(permit);
+                continue;
+            }
             // Every free slot is filled in one round trip (one EVAL, one transaction), never more:
             // a popped job always has a slot and starts at once, so none waits outside `:reserved`.
             let mut permits = vec![permit];
@@ -374,7 +379,8 @@ impl Worker {
         let finished = Arc::clone(finished);
         let metrics = Arc::clone(&self.metrics);
         let span = tracing::info_span!("job", uuid = tracing::field::Empty, name = tracing::field::Empty,
-            action = tracing::field::Empty, attempt = tracing::field::Empty, queue = %popped.queue);
+            action = tracing::field::Empty, attempt = tracing::field::Empty, queue = %popped.queue,
+            connection = %self.decider.options.connection);
         tracker.spawn(
             async move {
                 let started = Instant::now();
@@ -475,7 +481,8 @@ async fn watch_restart(store: CacheStore, restart: CancellationToken, shutdown: 
 
 fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Duration) {
     let ms = took.as_secs_f64() * 1000.0;
-    let (uuid, name, action, attempt) = (
+    let (id, uuid, name, action, attempt) = (
+        info.id.as_str(),
         info.uuid.as_str(),
         info.name.as_str(),
         info.action.as_str(),
@@ -484,6 +491,7 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
     match (outcome, settled) {
         (_, Settled::LeftReserved) => tracing::error!(
             outcome = "left_reserved",
+            id,
             uuid,
             name,
             action,
@@ -493,6 +501,7 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
         ),
         (_, Settled::LeaseLost) => tracing::warn!(
             outcome = "lease_lost",
+            id,
             uuid,
             name,
             action,
@@ -507,6 +516,7 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
             };
             tracing::info!(
                 outcome = "done",
+                id,
                 uuid,
                 name,
                 action,
@@ -518,16 +528,16 @@ fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Durati
             )
         }
         (Outcome::Release { delay, reason }, _) => {
-            tracing::warn!(outcome = "released", uuid, name, action, attempt, ms, delay, reason = %reason, "job released")
+            tracing::warn!(outcome = "released", id, uuid, name, action, attempt, ms, delay, reason = %reason, "job released")
         }
         (Outcome::Fail { exception }, _) => {
-            tracing::error!(outcome = "failed", uuid, name, action, attempt, ms, exception = %format_args!("{}: {}", exception.class, exception.message), "job failed")
+            tracing::error!(outcome = "failed", id, uuid, name, action, attempt, ms, exception = %format_args!("{}: {}", exception.class, exception.message), "job failed")
         }
         (Outcome::HandBack { delay, reason }, _) => {
-            tracing::warn!(outcome = "handed_back", uuid, name, action, attempt, ms, delay, reason = %reason, "job handed back unchanged, no attempt used")
+            tracing::warn!(outcome = "handed_back", id, uuid, name, action, attempt, ms, delay, reason = %reason, "job handed back unchanged, no attempt used")
         }
         (Outcome::Handoff { to, reason }, _) => {
-            tracing::info!(outcome = "handed_off", uuid, name, action, attempt, ms, to = %to, reason, "job handed off")
+            tracing::info!(outcome = "handed_off", id, uuid, name, action, attempt, ms, to = %to, reason, "job handed off")
         }
     }
 }

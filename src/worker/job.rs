@@ -54,6 +54,8 @@ pub enum Outcome {
 #[derive(Debug, Default, Clone)]
 pub struct JobInfo {
     pub uuid: String,
+    /// The payload's `id` (the job id of Laravel's Redis queue; empty on the database queue).
+    pub id: String,
     pub name: String,
     pub action: String,
     pub attempt: i64,
@@ -94,6 +96,7 @@ impl Decider {
         };
         info.uuid = payload.uuid().unwrap_or_default().to_owned();
         info.name = payload.display_name().to_owned();
+        info.id = payload.envelope().id.clone().unwrap_or_default();
         // Redis keeps the count in the payload (already bumped in the reserved copy, not in
         // `original`); the database driver keeps it in the row.
         let attempt = match popped.attempts {
@@ -180,7 +183,8 @@ impl Decider {
                 .saturating_sub(waiting.elapsed())
                 .max(Duration::from_millis(1))
         });
-        tracing::debug!(action_run = "start", action = %job.action, waited_ms = waiting.elapsed().as_millis() as u64, "action started");
+        // The `starting` line of `--log-format laravel` (crate::logging::JOB_TARGET).
+        tracing::debug!(action_run = "start", action = %job.action, id = %info.id, waited_ms = waiting.elapsed().as_millis() as u64, "action started");
         let result = self
             .run(kind, job, &payload, &popped.queue, attempt, run_budget)
             .await;

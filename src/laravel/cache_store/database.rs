@@ -51,6 +51,39 @@ pub(super) async fn get(
         .transpose())
 }
 
+/// `DatabaseStore::many`'s one `whereIn` query: (key, value, expiration) of the rows among `keys`.
+pub(super) async fn get_many(
+    db: &Db,
+    table: &str,
+    keys: &[String],
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    use sqlx::Row;
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let d = Dialect::of(db);
+    let marks = (1..=keys.len()).map(|i| d.mark(i)).collect::<Vec<_>>();
+    let sql = format!(
+        "SELECT {q}key{q}, {q}value{q}, CAST({q}expiration{q} AS {int}) FROM {} WHERE {q}key{q} IN ({})",
+        quote(table, d.quote),
+        marks.join(", "),
+        q = d.quote,
+        int = d.int,
+    );
+    on_pool!(db, pool => {
+        let mut query = sqlx::query(&sql);
+        for k in keys {
+            query = query.bind(k.as_str());
+        }
+        query
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    })
+}
+
 /// Insert or update in one statement (Laravel 8/10 try an insert and update on a duplicate-key error).
 pub(super) async fn put(
     db: &Db,

@@ -1,7 +1,7 @@
 //! The app's cache store, as Laravel 8/10 (and 11+) read and write it: the restart signal that
 //! `php artisan queue:restart` writes (`illuminate:queue:restart`) and every worker polls, and the keys the
 //! actions maintain (`realtime_metrics_{vendor}`, the dashboard and `vendor_{id}_*` keys): `get`, `put`
-//! with a TTL, `forever`, `forget`, `forget_many`, an atomic read-modify-write `update`, Laravel's own
+//! with a TTL, `many`, `forever`, `forget`, `forget_many`, an atomic read-modify-write `update`, Laravel's own
 //! `increment` (submodule `increment`), the maxExceptions counter `job-exceptions:<uuid>` (submodule
 //! `exceptions`) and the queue pause flags `illuminate:queue:paused:{connection}:{queue}` (submodule
 //! `pause`).

@@ -131,30 +131,60 @@ impl CacheStore {
     }
 
     /// `Cache::many($keys)`: one value (`None` when absent or expired) per key, in order; one `MGET` on
-    /// Redis, one read per key on the file and database stores. An unreadable value is an error naming
-    /// its key.
+    /// Redis, one `IN` query on the database store, one read per file on the file store. An unreadable
+    /// value is an error naming its key.
     pub async fn many<S: AsRef<str>>(
         &self,
         keys: &[S],
     ) -> Result<Vec<Option<Value>>, CacheStoreError> {
-        let Backend::Redis { conn, prefix, .. } = &self.backend else {
-            let mut values = Vec::with_capacity(keys.len());
-            for key in keys {
-                values.push(self.get(key.as_ref()).await?);
+        let raws: Vec<Option<Vec<u8>>> = match &self.backend {
+            Backend::Redis { conn, prefix, .. } => {
+                let physical: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{prefix}{}", k.as_ref()))
+                    .collect();
+                redis::mget(conn, &physical)
+                    .await
+                    .map_err(|source| CacheStoreError::Redis {
+                        op: "MGET",
+                        key: physical.first().cloned().unwrap_or_default(),
+                        source,
+                    })?
             }
-            return Ok(values);
+            Backend::Database {
+                db, table, prefix, ..
+            } => {
+                let physical: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{prefix}{}", k.as_ref()))
+                    .collect();
+                let rows = database::get_many(db, table, &physical)
+                    .await
+                    .map_err(|source| {
+                        self.sql_error("read", physical.first().map_or("", String::as_str), source)
+                    })?;
+                let now = unix_now();
+                let mut raws = Vec::with_capacity(keys.len());
+                for (key, wanted) in keys.iter().zip(&physical) {
+                    let live = rows.iter().find(|(k, _, exp)| k == wanted && now < *exp);
+                    raws.push(match live {
+                        Some((_, value, _)) => Some(
+                            database::decode(db.kind(), value.clone())
+                                .map_err(|reason| self.bad_value(key.as_ref(), reason))?,
+                        ),
+                        None => None,
+                    });
+                }
+                raws
+            }
+            Backend::File { .. } => {
+                let mut raws = Vec::with_capacity(keys.len());
+                for key in keys {
+                    raws.push(self.get_raw(key.as_ref()).await?);
+                }
+                raws
+            }
         };
-        let physical: Vec<String> = keys
-            .iter()
-            .map(|k| format!("{prefix}{}", k.as_ref()))
-            .collect();
-        let raws = redis::mget(conn, &physical)
-            .await
-            .map_err(|source| CacheStoreError::Redis {
-                op: "MGET",
-                key: physical.first().cloned().unwrap_or_default(),
-                source,
-            })?;
         keys.iter()
             .zip(raws)
             .map(|(key, raw)| raw.map(|r| self.decode(key.as_ref(), &r)).transpose())

@@ -1,0 +1,492 @@
+//! `--log-format laravel`: the lines of Laravel 11.27+'s `queue:work --json`, so that log pipelines
+//! built for PHP's worker read defer-worker's log unchanged (docs/laravel-queue.md §12).
+//!
+//! A job's lines: `starting` when its action starts, then one of `success`, `released_after_exception`
+//! or `failed`, each `{"level","id","uuid","connection","queue","job","status","result","attempts",
+//! "exception","message","timestamp","duration"}` in that order, empty values left out as PHP's
+//! `array_filter` does, strings escaped as `json_encode` without flags. The outcomes PHP's worker has
+//! no line for keep the shape with their own status: `handed_off` (pushed to a PHP queue, deleted
+//! here), `handed_back` (back on its own queue, no attempt used), `left_reserved` (stores unreachable)
+//! and `lease_lost` (another worker took it back). Every other event is one line of the same family:
+//! `{"level","message",<its fields>,"uuid","queue","timestamp"}`, the job's uuid and queue added when
+//! it happens inside a job; a field named like one of the job lines' keys gets a `_` suffix, so a
+//! line with `status` is always a job line.
+//!
+//! It reads the job from the worker's events (`outcome` on the outcome line, `action_run = "start"`
+//! on the start line) and from the `job` span, whose fields it keeps as values, never re-formatted
+//! per event. It must not read settings: timestamps are UTC (`+00:00`), as the app's config/app.php
+//! fixes its time zone (docs/restrosaas.md §1.1).
+
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::php::{json_encode, json_string, Unicode};
+
+/// Keys of the job lines; an ordinary event's field of the same name is written with a `_` suffix.
+const RESERVED: [&str; 13] = [
+    "level",
+    "id",
+    "uuid",
+    "connection",
+    "queue",
+    "job",
+    "status",
+    "result",
+    "attempts",
+    "exception",
+    "message",
+    "timestamp",
+    "duration",
+];
+
+/// The layer; `W` is where the lines go (the non-blocking writer).
+pub struct LaravelLayer<W> {
+    writer: W,
+}
+
+impl<W> LaravelLayer<W> {
+    pub fn new(writer: W) -> Self {
+        LaravelLayer { writer }
+    }
+}
+
+/// What the `job` span knows, kept as values.
+#[derive(Debug, Default)]
+struct JobSpan {
+    uuid: String,
+    name: String,
+    queue: String,
+    connection: String,
+    attempt: i64,
+}
+
+impl Visit for JobSpan {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let slot = match field.name() {
+            "uuid" => &mut self.uuid,
+            "name" => &mut self.name,
+            "queue" => &mut self.queue,
+            "connection" => &mut self.connection,
+            _ => return,
+        };
+        value.clone_into(slot);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if field.name() == "attempt" {
+            self.attempt = value;
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `queue = %name` arrives here, as a Display wrapper.
+        let text = format!("{value:?}");
+        self.record_str(field, &text);
+    }
+}
+
+/// One field's value.
+#[derive(Debug)]
+enum Val {
+    Str(String),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Val {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Val::Int(i) => Some(i),
+            Val::Uint(u) => i64::try_from(u).ok(),
+            _ => None,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Val::Float(f) => Some(f),
+            Val::Int(i) => Some(i as f64),
+            Val::Uint(u) => Some(u as f64),
+            _ => None,
+        }
+    }
+
+    /// As `json_encode` writes it.
+    fn write(&self, out: &mut String) {
+        match self {
+            Val::Str(s) => json_string(out, s, Unicode::Escaped),
+            Val::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Val::Uint(u) => {
+                let _ = write!(out, "{u}");
+            }
+            Val::Float(f) if f.is_finite() => out.push_str(&json_encode(&serde_json::json!(f))),
+            // json_encode fails on INF/NAN; a string keeps the line readable.
+            Val::Float(f) => json_string(out, &f.to_string(), Unicode::Escaped),
+            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        }
+    }
+}
+
+/// An event's fields, in order, the message apart.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    list: Vec<(&'static str, Val)>,
+}
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&Val> {
+        self.list.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    fn str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Val::as_str)
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.list.push((field.name(), Val::Str(value.to_owned())));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.list.push((field.name(), Val::Int(value)));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.list.push((field.name(), Val::Uint(value)));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.list.push((field.name(), Val::Float(value)));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.list.push((field.name(), Val::Bool(value)));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            self.list
+                .push((field.name(), Val::Str(format!("{value:?}"))));
+        }
+    }
+}
+
+/// `Y-m-d\TH:i:s.uP` in UTC.
+fn timestamp(out: &mut String) {
+    let _ = write!(
+        out,
+        "{}",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+    );
+}
+
+/// Appends `,"key":` (or `{"key":` for the first key).
+fn key(out: &mut String, name: &str) {
+    out.push(if out.is_empty() { '{' } else { ',' });
+    json_string(out, name, Unicode::Escaped);
+    out.push(':');
+}
+
+fn put_str(out: &mut String, name: &str, value: &str) {
+    if !value.is_empty() {
+        key(out, name);
+        json_string(out, value, Unicode::Escaped);
+    }
+}
+
+/// Status, result and level of a job line, from the worker's `outcome` (or the start line). An
+/// outcome PHP has no line for keeps its own name as the status.
+fn job_status(outcome: &str) -> (&str, &'static str, &'static str) {
+    match outcome {
+        "starting" => ("starting", "", "info"),
+        "done" => ("success", "deleted", "info"),
+        "released" => ("released_after_exception", "released", "warning"),
+        "failed" => ("failed", "failed", "warning"),
+        "handed_off" => ("handed_off", "deleted", "info"),
+        "handed_back" => ("handed_back", "released", "warning"),
+        // left_reserved, lease_lost: not settled by this worker.
+        other => (other, "", "warning"),
+    }
+}
+
+/// One job line, as `WorkCommand::writeOutputAsJson` writes it.
+fn job_line(out: &mut String, outcome: &str, fields: &Fields, span: Option<&JobSpan>) {
+    let (status, result, level) = job_status(outcome);
+    let from_span = |get: fn(&JobSpan) -> &str| span.map(get).unwrap_or("");
+    let uuid = fields.str("uuid").unwrap_or_else(|| from_span(|s| &s.uuid));
+    let name = fields.str("name").unwrap_or_else(|| from_span(|s| &s.name));
+    let attempts = fields
+        .get("attempt")
+        .and_then(Val::as_i64)
+        .or(span.map(|s| s.attempt))
+        .unwrap_or(0);
+    // The worker writes `Class: message`; a PHP class name has no colon.
+    let (exception, message) = match fields.str("exception") {
+        Some(e) => e.split_once(": ").unwrap_or((e, "")),
+        None => ("", ""),
+    };
+    put_str(out, "level", level);
+    put_str(out, "id", fields.str("id").unwrap_or(""));
+    put_str(out, "uuid", uuid);
+    put_str(out, "connection", from_span(|s| &s.connection));
+    put_str(out, "queue", from_span(|s| &s.queue));
+    put_str(out, "job", name);
+    put_str(out, "status", status);
+    put_str(out, "result", result);
+    if attempts != 0 {
+        key(out, "attempts");
+        let _ = write!(out, "{attempts}");
+    }
+    put_str(out, "exception", exception);
+    put_str(out, "message", message);
+    key(out, "timestamp");
+    out.push('"');
+    timestamp(out);
+    out.push('"');
+    if let Some(ms) = fields.get("ms").and_then(Val::as_f64) {
+        key(out, "duration");
+        // round(…, 6) of seconds.
+        Val::Float((ms * 1000.0).round() / 1_000_000.0).write(out);
+    }
+    out.push_str("}\n");
+}
+
+/// Any other event, in the same family of lines.
+fn other_line(out: &mut String, level: &Level, fields: &Fields, span: Option<&JobSpan>) {
+    let level = match *level {
+        Level::ERROR => "error",
+        Level::WARN => "warning",
+        Level::INFO => "info",
+        _ => "debug",
+    };
+    put_str(out, "level", level);
+    key(out, "message");
+    json_string(out, &fields.message, Unicode::Escaped);
+    for (name, value) in &fields.list {
+        if RESERVED.contains(name) {
+            key(out, &format!("{name}_"));
+        } else {
+            key(out, name);
+        }
+        value.write(out);
+    }
+    if let Some(span) = span {
+        put_str(out, "uuid", &span.uuid);
+        put_str(out, "queue", &span.queue);
+    }
+    key(out, "timestamp");
+    out.push('"');
+    timestamp(out);
+    out.push_str("\"}\n");
+}
+
+impl<S, W> Layer<S> for LaravelLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.metadata().name() != "job" {
+            return;
+        }
+        if let Some(span) = ctx.span(id) {
+            let mut job = JobSpan::default();
+            attrs.record(&mut job);
+            span.extensions_mut().insert(job);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(job) = span.extensions_mut().get_mut::<JobSpan>() {
+                values.record(job);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let scope = ctx.event_scope(event);
+        let job_span = scope.and_then(|mut s| s.find(|span| span.name() == "job"));
+        let extensions = job_span.as_ref().map(|s| s.extensions());
+        let span = extensions.as_ref().and_then(|e| e.get::<JobSpan>());
+        let mut out = String::with_capacity(320);
+        match (fields.str("outcome"), fields.str("action_run")) {
+            (Some(outcome), _) => job_line(&mut out, outcome, &fields, span),
+            (None, Some("start")) => job_line(&mut out, "starting", &fields, span),
+            // The action's end: the outcome line follows.
+            (None, Some(_)) => return,
+            (None, None) => other_line(&mut out, event.metadata().level(), &fields, span),
+        }
+        let _ = self.writer.make_writer().write_all(out.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Capture {
+            self.clone()
+        }
+    }
+
+    fn lines(f: impl FnOnce()) -> Vec<String> {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(LaravelLayer::new(capture.clone()));
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(String::from).collect()
+    }
+
+    /// The line without its timestamp (checked apart), and the timestamp.
+    fn split_timestamp(line: &str) -> (String, String) {
+        let at = line.find(",\"timestamp\":\"").expect("a timestamp");
+        let ts = &line[at + 14..at + 14 + 32];
+        (
+            format!("{}{}", &line[..at], &line[at + 14 + 33..]),
+            ts.to_owned(),
+        )
+    }
+
+    fn in_job(f: impl FnOnce()) {
+        let span = tracing::info_span!("job", uuid = tracing::field::Empty, name = tracing::field::Empty,
+            action = tracing::field::Empty, attempt = tracing::field::Empty, queue = %"whatsapp",
+            connection = %"redis");
+        let _entered = span.enter();
+        span.record("uuid", "9f1c-uuid");
+        span.record("name", "App\\Jobs\\DeferredJob");
+        span.record("attempt", 2_i64);
+        f();
+    }
+
+    #[test]
+    fn a_job_that_runs_writes_a_starting_and_a_success_line_as_php_does() {
+        let got = lines(|| {
+            in_job(|| {
+                tracing::debug!(
+                    action_run = "start",
+                    action = "whatsapp_notification",
+                    id = "Ab12",
+                    "action started"
+                );
+                tracing::debug!(
+                    action_run = "end",
+                    action = "whatsapp_notification",
+                    "action finished"
+                );
+                tracing::info!(
+                    outcome = "done",
+                    uuid = "9f1c-uuid",
+                    name = "App\\Jobs\\DeferredJob",
+                    action = "whatsapp_notification",
+                    attempt = 2_i64,
+                    ms = 12.3456789_f64,
+                    id = "Ab12",
+                    "job done"
+                );
+            })
+        });
+        assert_eq!(got.len(), 2, "{got:?}");
+        let (start, ts) = split_timestamp(&got[0]);
+        assert_eq!(
+            start,
+            r#"{"level":"info","id":"Ab12","uuid":"9f1c-uuid","connection":"redis","queue":"whatsapp","job":"App\\Jobs\\DeferredJob","status":"starting","attempts":2}"#
+        );
+        // Y-m-d\TH:i:s.uP
+        let parsed = chrono::DateTime::parse_from_str(&ts, "%Y-%m-%dT%H:%M:%S%.6f%:z").unwrap();
+        assert_eq!(parsed.offset().local_minus_utc(), 0);
+        assert_eq!(ts.len(), 32, "{ts}");
+        let (done, _) = split_timestamp(&got[1]);
+        assert_eq!(
+            done,
+            r#"{"level":"info","id":"Ab12","uuid":"9f1c-uuid","connection":"redis","queue":"whatsapp","job":"App\\Jobs\\DeferredJob","status":"success","result":"deleted","attempts":2,"duration":0.012346}"#
+        );
+    }
+
+    #[test]
+    fn released_and_failed_lines_are_warnings_and_a_failure_names_the_exception() {
+        let got = lines(|| {
+            in_job(|| {
+                tracing::warn!(
+                    outcome = "released",
+                    uuid = "9f1c-uuid",
+                    attempt = 2_i64,
+                    ms = 5.0_f64,
+                    delay = 10_u64,
+                    reason = "HTTP 503",
+                    "job released"
+                );
+                tracing::error!(outcome = "failed", uuid = "9f1c-uuid", attempt = 3_i64, ms = 2000.0_f64,
+                    exception = %"App\\Exceptions\\DeferredActionFailed: WhatsApp said 131026 / undeliverable", "job failed");
+            })
+        });
+        let (released, _) = split_timestamp(&got[0]);
+        assert!(
+            released.starts_with(r#"{"level":"warning","uuid":"9f1c-uuid","connection":"redis","queue":"whatsapp","job":"App\\Jobs\\DeferredJob","status":"released_after_exception","result":"released","attempts":2"#),
+            "{released}"
+        );
+        let (failed, _) = split_timestamp(&got[1]);
+        assert_eq!(
+            failed,
+            r#"{"level":"warning","uuid":"9f1c-uuid","connection":"redis","queue":"whatsapp","job":"App\\Jobs\\DeferredJob","status":"failed","result":"failed","attempts":3,"exception":"App\\Exceptions\\DeferredActionFailed","message":"WhatsApp said 131026 \/ undeliverable","duration":2}"#
+        );
+    }
+
+    #[test]
+    fn other_events_keep_the_family_shape_and_never_look_like_a_job_line() {
+        let got = lines(|| {
+            tracing::info!(
+                queues = "default,emails",
+                concurrency = 64_u64,
+                "worker started"
+            );
+            in_job(|| tracing::warn!(status = 503_u64, code = "é", "WhatsApp Cloud API answered"));
+        });
+        let (first, _) = split_timestamp(&got[0]);
+        assert_eq!(
+            first,
+            r#"{"level":"info","message":"worker started","queues":"default,emails","concurrency":64}"#
+        );
+        let (second, _) = split_timestamp(&got[1]);
+        assert_eq!(
+            second,
+            r#"{"level":"warning","message":"WhatsApp Cloud API answered","status_":503,"code":"\u00e9","uuid":"9f1c-uuid","queue":"whatsapp"}"#
+        );
+    }
+}

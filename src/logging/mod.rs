@@ -1,0 +1,209 @@
+//! Logging: where the worker's log lines go and what they look like. `main` calls [`init`] once and
+//! keeps the [`Guard`] until it returns; the [`Handle`] goes to whoever must count dropped lines (the
+//! metrics) or flush before `process::exit`.
+//!
+//! - `writer`: the non-blocking writer: a bounded buffer drained by its own thread, dropped lines
+//!   counted and reported, everything written out at exit.
+//! - `laravel`: `--log-format laravel`, the lines of Laravel 11.27+'s `queue:work --json`.
+//!
+//! `text` is tracing's human format, coloured only when stderr is a terminal and `NO_COLOR` is not set
+//! (no-color.org); `json` is tracing's JSON, one object per line with the event's fields at the top
+//! and the job span's under `span`. Per job at `info` the worker writes one outcome line
+//! (`outcome`, `uuid`, `name`, `action`, `attempt`, `ms`, the queue in the span).
+//!
+//! This module only sets up logging: it must not read settings or the environment (`main` passes in
+//! `DEFER_WORKER_LOG` and whether colour is wanted).
+
+mod laravel;
+mod writer;
+
+use std::ffi::OsStr;
+use std::io;
+
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+pub use laravel::LaravelLayer;
+pub use writer::{non_blocking, DroppedNotice, Guard, Handle, NonBlocking, DEFAULT_CAPACITY};
+
+/// The variable holding the log filter (`info`, `off`, `warn,defer_worker::worker=debug`, …).
+pub const FILTER_VAR: &str = "DEFER_WORKER_LOG";
+
+/// The target of the worker's job-start event, a `debug` line in `text`/`json` and the `starting`
+/// line of `laravel` (which therefore enables it at `info`).
+pub const JOB_TARGET: &str = "defer_worker::worker::job";
+
+/// The shape of the lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Laravel,
+}
+
+/// What [`init`] needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: Format,
+    /// `DEFER_WORKER_LOG`, if set.
+    pub filter: Option<String>,
+    /// ANSI colours in `text` (see [`colour`]).
+    pub colour: bool,
+    /// Bytes of lines held while the drain thread writes ([`DEFAULT_CAPACITY`]).
+    pub capacity: usize,
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("cannot start the log writer thread: {0}")]
+    Thread(#[from] io::Error),
+    #[error("a log subscriber is already installed: {0}")]
+    Installed(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set to a non-empty value.
+pub fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
+/// The filter, and the complaint about `DEFER_WORKER_LOG` when it could not be read (then `info`).
+fn filter(directives: Option<&str>, format: Format) -> (EnvFilter, Option<String>) {
+    let (mut filter, complaint) = match directives {
+        None => (EnvFilter::new("info"), None),
+        Some(d) => match EnvFilter::try_new(d) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                EnvFilter::new("info"),
+                Some(format!(
+                    "{FILTER_VAR}={d:?} is not a log filter ({e}); logging at info"
+                )),
+            ),
+        },
+    };
+    let info = filter
+        .max_level_hint()
+        .is_none_or(|l| l >= LevelFilter::INFO);
+    if format == Format::Laravel && info {
+        let directive = format!("{JOB_TARGET}=debug")
+            .parse()
+            .expect("a valid directive");
+        filter = filter.add_directive(directive);
+    }
+    (filter, complaint)
+}
+
+/// Installs the process's log subscriber, writing to stderr through the non-blocking writer.
+pub fn init(options: &Options) -> Result<(Handle, Guard), LogError> {
+    let notice: DroppedNotice = match options.format {
+        Format::Text => notice::text,
+        Format::Json => notice::json,
+        Format::Laravel => notice::laravel,
+    };
+    let (writer, handle, guard) =
+        writer::non_blocking(Box::new(io::stderr()), options.capacity, notice)?;
+    let (filter, complaint) = filter(options.filter.as_deref(), options.format);
+    let registry = tracing_subscriber::registry().with(filter);
+    match options.format {
+        Format::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(options.colour)
+                    .with_writer(writer),
+            )
+            .try_init()?,
+        Format::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    // The list of every span in scope would parse each span's fields again per line.
+                    .with_span_list(false)
+                    .with_writer(writer),
+            )
+            .try_init()?,
+        Format::Laravel => registry.with(LaravelLayer::new(writer)).try_init()?,
+    }
+    if let Some(complaint) = complaint {
+        tracing::warn!("{complaint}");
+    }
+    Ok((handle, guard))
+}
+
+/// The line saying how many lines the full buffer dropped, in each format.
+mod notice {
+    const WHAT: &str = "log lines dropped: the log buffer was full (stderr is not keeping up)";
+
+    pub(super) fn text(n: u64) -> String {
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        format!("{now}  WARN defer_worker::logging: {WHAT} lines_dropped={n}\n")
+    }
+
+    pub(super) fn json(n: u64) -> String {
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        format!(
+            "{{\"timestamp\":\"{now}\",\"level\":\"WARN\",\"message\":\"{WHAT}\",\"lines_dropped\":{n},\"target\":\"defer_worker::logging\"}}\n"
+        )
+    }
+
+    pub(super) fn laravel(n: u64) -> String {
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00");
+        format!(
+            "{{\"level\":\"warning\",\"message\":\"{WHAT}\",\"lines_dropped\":{n},\"timestamp\":\"{now}\"}}\n"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(
+            colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset (no-color.org)"
+        );
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new("1"))));
+    }
+
+    #[test]
+    fn the_laravel_format_enables_the_job_start_line_unless_the_filter_is_below_info() {
+        let (f, _) = filter(None, Format::Laravel);
+        assert_eq!(f.to_string(), format!("{JOB_TARGET}=debug,info"));
+        let (f, _) = filter(Some("warn"), Format::Laravel);
+        assert_eq!(f.to_string(), "warn");
+        let (f, _) = filter(Some("off"), Format::Laravel);
+        assert_eq!(f.to_string(), "off");
+        let (f, _) = filter(None, Format::Text);
+        assert_eq!(f.to_string(), "info");
+    }
+
+    #[test]
+    fn an_unreadable_filter_names_the_variable_and_falls_back_to_info() {
+        let (f, complaint) = filter(Some("info,[="), Format::Text);
+        assert_eq!(f.to_string(), "info");
+        let complaint = complaint.expect("a complaint");
+        assert!(
+            complaint.starts_with("DEFER_WORKER_LOG=\"info,[=\" is not a log filter"),
+            "{complaint}"
+        );
+    }
+
+    #[test]
+    fn the_dropped_notice_is_a_line_of_each_format() {
+        let json: serde_json::Value = serde_json::from_str(&notice::json(7)).unwrap();
+        assert_eq!(json["lines_dropped"], 7);
+        assert_eq!(json["level"], "WARN");
+        let laravel: serde_json::Value = serde_json::from_str(&notice::laravel(7)).unwrap();
+        assert_eq!(laravel["lines_dropped"], 7);
+        assert_eq!(laravel["level"], "warning");
+        assert!(notice::text(7).ends_with("lines_dropped=7\n"));
+    }
+}
