@@ -12,6 +12,9 @@ Examples:
   # Same, 32 jobs in flight, JSON logs, stop when the queues are empty
   defer-worker work --queue=default --concurrency=32 --log-format=json --stop-when-empty
 
+  # Before the switch: try everything the worker would use, with the app's .env
+  defer-worker --env /var/www/restrosaas/.env check --queue=whatsapp,analytics,emails,cache,default
+
   # Show what a payload holds (from Redis, or failed_jobs.payload)
   redis-cli --raw LINDEX restrosaas_database_queues:whatsapp 0 | defer-worker decode -
   defer-worker decode fixtures/payloads/whatsapp.json";

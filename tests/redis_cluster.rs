@@ -17,7 +17,7 @@ const QUEUES: [&str; 3] = ["{whatsapp}", "{emails}", "{analytics}"];
 
 /// A throw-away Redis Cluster on free loopback ports. Dropping it kills every node, even when the
 /// test panicked.
-struct Cluster {
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
     ports: Vec<u16>,
     nodes: Vec<Child>,
@@ -62,7 +62,7 @@ fn wait_until(timeout: Duration, what: &str, mut pred: impl FnMut() -> bool) {
 
 impl Cluster {
     /// `masters` masters with `replicas` replicas each, slots spread evenly, all nodes agreeing.
-    fn start(masters: usize, replicas: usize) -> Cluster {
+    pub(crate) fn start(masters: usize, replicas: usize) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cluster = Cluster {
             dir,
@@ -252,7 +252,7 @@ impl Cluster {
         ready + notify + sets
     }
 
-    fn world(&self) -> World {
+    pub(crate) fn world(&self) -> World {
         let mut w = World::new(DbKind::Sqlite);
         w.extra
             .push(("REDIS_CLUSTER_NODES".to_owned(), self.seeds()));

@@ -16,6 +16,7 @@ mod doc_refs;
 mod failed_jobs;
 mod faults;
 mod fixtures_replay;
+mod fleet;
 mod http;
 mod layers;
 mod leases;

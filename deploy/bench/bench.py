@@ -524,6 +524,8 @@ def main():
     ap.add_argument("--only", choices=["io"], help="run only this part (e.g. to tune it)")
     ap.add_argument("--soak", type=int, metavar="SECONDS", help="soak mode instead of the benchmark (not for CI)")
     ap.add_argument("--rate", type=int, default=3000, help="soak mode: jobs pushed per second")
+    ap.add_argument("--no-fleet", action="store_true",
+                    help="workers without the fleet registry and history (DEFER_WORKER_NO_FLEET=1), to measure their cost")
     args = ap.parse_args()
 
     storage = tempfile.mkdtemp(prefix="dw-bench-")
@@ -538,6 +540,8 @@ def main():
 def run(args, storage):
     prefix = f"dwbench_{uuid.uuid4().hex[:8]}_"
     env = env_for(prefix, storage)
+    if args.no_fleet:
+        env["DEFER_WORKER_NO_FLEET"] = "1"
     seed = seed_payload(env)
     if args.soak:
         soak(args, env, storage, seed)

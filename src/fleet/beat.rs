@@ -88,7 +88,7 @@ impl Beat {
         let totals = self.metrics.totals();
         recorder.stage(&mut pipe, keys, now, &totals);
         if leaving {
-            self.registry.leave(&mut pipe, keys);
+            self.registry.leave(&mut pipe, keys, now);
         } else {
             self.registry.announce(&mut pipe, keys, now);
         }

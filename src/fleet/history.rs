@@ -1,11 +1,12 @@
-//! The fleet's history: per queue and action, jobs done, failed, released, handed off and left
-//! reserved, and the sum of their run times, in minute buckets kept 24 hours and hour buckets kept
+//! The fleet's history: per queue and action, jobs per outcome (done, failed, released, handed off,
+//! handed back, left reserved, lease lost), and the sum of their run times, in minute buckets kept 24 hours and hour buckets kept
 //! 7 days; per queue, the wait (the oldest ready job's age) sampled once a minute, the largest sample
 //! kept per bucket.
 //!
 //! Each bucket is one hash, `<prefix>{defer_worker}:history:m:<start>` (or `:h:`), expiring at its end
 //! plus its retention (`EXPIREAT`, so every writer sets the same expiry). Its fields are JSON arrays:
-//! `["done","<queue>","<action>"]` (likewise `failed`, `released`, `handed_off`, `left_reserved`),
+//! `["done","<queue>","<action>"]` (likewise every other [`JobOutcome`]: `failed`, `released`,
+//! `handed_off`, `handed_back`, `left_reserved`, `lease_lost`),
 //! `["run_time","<queue>","<action>"]` (seconds, a float) and `["wait","<queue>"]` (seconds), so no
 //! queue or action name can be mistaken for a separator.
 //!
@@ -82,7 +83,9 @@ pub struct SeriesCounts {
     pub failed: u64,
     pub released: u64,
     pub handed_off: u64,
+    pub handed_back: u64,
     pub left_reserved: u64,
+    pub lease_lost: u64,
     /// Sum of the run times (pop to settle), seconds.
     pub run_time_secs: f64,
 }
@@ -94,7 +97,9 @@ impl SeriesCounts {
             "failed" => &mut self.failed,
             "released" => &mut self.released,
             "handed_off" => &mut self.handed_off,
+            "handed_back" => &mut self.handed_back,
             "left_reserved" => &mut self.left_reserved,
+            "lease_lost" => &mut self.lease_lost,
             _ => return None,
         })
     }

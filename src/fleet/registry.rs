@@ -6,7 +6,7 @@
 //! It must not run the beat (that is `beat`) nor count jobs: jobs in flight are read from
 //! [`Metrics`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -38,8 +38,12 @@ pub struct WorkerInfo {
     pub concurrency: usize,
     /// Jobs running at the last beat.
     pub in_flight: i64,
-    /// Queues it has paused (fed by the worker; empty while nothing is paused).
+    /// Its queues that are paused (`defer-worker pause`, Laravel's `queue:pause`), as the worker
+    /// last read the flags.
     pub paused: Vec<String>,
+    /// The whole worker is paused (SIGUSR2) until SIGCONT.
+    #[serde(default)]
+    pub worker_paused: bool,
     /// Unix seconds.
     pub started_at: i64,
     pub last_beat: i64,
@@ -54,8 +58,8 @@ pub struct Identity {
     pub concurrency: usize,
 }
 
-/// This process's announcement: its identity, the metrics it reads jobs in flight from, and the
-/// paused queues the worker sets.
+/// This process's announcement: its identity, and the metrics it reads jobs in flight and the pause
+/// state from.
 #[derive(Debug)]
 pub struct Registry {
     id: String,
@@ -63,7 +67,6 @@ pub struct Registry {
     started_at: i64,
     identity: Identity,
     metrics: Arc<Metrics>,
-    paused: Mutex<Vec<String>>,
 }
 
 impl Registry {
@@ -81,7 +84,6 @@ impl Registry {
             started_at: since.as_secs() as i64,
             identity,
             metrics,
-            paused: Mutex::new(Vec::new()),
         }
     }
 
@@ -90,13 +92,9 @@ impl Registry {
         &self.id
     }
 
-    /// The queues the worker has paused, announced from the next beat on.
-    pub fn set_paused(&self, queues: Vec<String>) {
-        *self.paused.lock().unwrap_or_else(|p| p.into_inner()) = queues;
-    }
-
     /// The announcement as of unix second `now`.
     pub fn info(&self, now: i64) -> WorkerInfo {
+        let paused = self.metrics.paused().unwrap_or_default();
         WorkerInfo {
             id: self.id.clone(),
             host: self.host.clone(),
@@ -113,11 +111,12 @@ impl Registry {
             queues: self.identity.queues.clone(),
             concurrency: self.identity.concurrency,
             in_flight: self.metrics.in_flight().max(0),
-            paused: self
-                .paused
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            paused: paused
+                .paused_queues()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            worker_paused: paused.worker,
             started_at: self.started_at,
             last_beat: now,
         }
@@ -131,20 +130,26 @@ impl Registry {
         pipe.set_ex(keys.worker(&self.id), json, ttl)
             .ignore()
             .zadd(keys.workers(), &self.id, now)
-            .ignore()
-            .zrembyscore(keys.workers(), "-inf", format!("({}", now - ttl as i64))
-            .ignore()
-            .expire(keys.workers(), ttl as i64)
             .ignore();
+        forget_stale(pipe, keys, now);
+        pipe.expire(keys.workers(), ttl as i64).ignore();
     }
 
     /// Adds this process's removal to `pipe` (a clean stop).
-    pub(super) fn leave(&self, pipe: &mut redis::Pipeline, keys: &Keys) {
+    pub(super) fn leave(&self, pipe: &mut redis::Pipeline, keys: &Keys, now: i64) {
         pipe.del(keys.worker(&self.id))
             .ignore()
             .zrem(keys.workers(), &self.id)
             .ignore();
+        forget_stale(pipe, keys, now);
     }
+}
+
+/// Drops from the index the workers whose last beat is older than [`EXPIRY`] (their keys are gone).
+fn forget_stale(pipe: &mut redis::Pipeline, keys: &Keys, now: i64) {
+    let oldest = now - EXPIRY.as_secs() as i64;
+    pipe.zrembyscore(keys.workers(), "-inf", format!("({oldest}"))
+        .ignore();
 }
 
 /// Every worker that beat within [`EXPIRY`], sorted by host, then start time. An announcement that
@@ -197,6 +202,7 @@ pub async fn list_workers(store: &FleetStore) -> Result<Vec<WorkerInfo>, FleetEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Paused;
 
     #[test]
     fn info_reads_in_flight_and_paused_and_round_trips() {
@@ -212,10 +218,14 @@ mod tests {
         );
         let _a = metrics.track_in_flight();
         let _b = metrics.track_in_flight();
-        reg.set_paused(vec!["emails".into()]);
+        metrics.set_paused(Paused {
+            worker: true,
+            queues: vec![("whatsapp".into(), false), ("emails".into(), true)],
+        });
         let info = reg.info(1_000);
         assert_eq!(info.in_flight, 2);
         assert_eq!(info.paused, ["emails"]);
+        assert!(info.worker_paused);
         assert_eq!(info.last_beat, 1_000);
         assert_eq!(info.pid, std::process::id());
         assert!(info.id.starts_with(&format!("{}:{}:", info.host, info.pid)));

@@ -5,6 +5,9 @@
 //! reservation runs out (a past time means a worker died holding it), and whether the queue is
 //! paused (`defer-worker pause`, Laravel's `queue:pause`: its flag in the app's cache store).
 //!
+//! `--fleet` shows the workers instead: every `work` process in the fleet registry (the app's Redis,
+//! see `crate::fleet`), wherever it runs, with its queues, jobs running, paused queues and last beat.
+//!
 //! Unlike artisan, which only fires `QueueBusy`, the exit code is 1 when any queue is at or over
 //! its threshold, so cron or a health check can act on it. Read-only: it never moves or deletes a
 //! job, and never prints a payload.
@@ -22,6 +25,7 @@ use super::breaker_board;
 use super::connect;
 use super::failed::table;
 use crate::config::Settings;
+use crate::fleet::{list_workers, FleetStore, WorkerInfo};
 use crate::laravel::cache_store::CacheStore;
 use crate::laravel::queue::QueueStats;
 
@@ -39,7 +43,10 @@ Paused (yes: workers take no job from it until `defer-worker resume`; ? when the
 cannot be read).
 Exit status: 0 when every queue is OK; 1 when any is ALERT (size >= --max), or on an error (then
 only a message on stderr).
-Settings: REDIS_* as for `work`; with no queues given, REDIS_QUEUE or `default`.";
+Settings: REDIS_* as for `work`; with no queues given, REDIS_QUEUE or `default`.
+--fleet: the workers in the fleet registry instead (every `work` process that beat within 15 s,
+on any host): Host, PID, Connection, Queues, Running (jobs in flight / concurrency), Paused, Up
+(since start), Last beat, Version. Exit status 0, or 1 when the registry cannot be read.";
 
 /// Arguments of `defer-worker monitor`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +62,9 @@ pub struct MonitorArgs {
     /// One JSON array instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Show the fleet's workers (the registry in the app's Redis) instead of the queues.
+    #[arg(long, conflicts_with_all = ["queues", "max"])]
+    pub fleet: bool,
 }
 
 /// `[connection:]queue` items of a comma list (`default` is the connection of items without one);
@@ -109,6 +119,9 @@ fn relative(v: &Json, future: bool) -> String {
 }
 
 pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    if args.fleet {
+        return fleet(args, settings).await;
+    }
     let default = connect::connection(settings, None)?;
     let list = args.queues.clone().unwrap_or_else(|| default.queue.clone());
     let queues = parse_queues(settings, &list, &default.name)?;
@@ -195,6 +208,61 @@ pub async fn run(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<Exit
     })
 }
 
+/// `--fleet`: the registry's workers, as a table or a JSON array of [`WorkerInfo`].
+async fn fleet(args: &MonitorArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let cfg = connect::redis_config(settings)?;
+    let store = FleetStore::connect(&cfg).await?;
+    let workers = list_workers(&store)
+        .await
+        .with_context(|| format!("cannot read the fleet registry at {cfg}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&workers)?);
+    } else {
+        let now = crate::util::clock::unix_now();
+        print!("{}", fleet_table(&workers, now));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fleet_table(workers: &[WorkerInfo], now: i64) -> String {
+    let rows: Vec<Vec<String>> = workers
+        .iter()
+        .map(|w| {
+            vec![
+                w.host.clone(),
+                w.pid.to_string(),
+                format!("{} ({})", w.connection, w.driver),
+                w.queues.join(","),
+                format!("{}/{}", w.in_flight, w.concurrency),
+                match (w.worker_paused, w.paused.is_empty()) {
+                    (true, _) => "worker (SIGUSR2)".to_owned(),
+                    (false, true) => "-".to_owned(),
+                    (false, false) => w.paused.join(","),
+                },
+                format!("{}s", (now - w.started_at).max(0)),
+                format!("{}s ago", (now - w.last_beat).max(0)),
+                w.version.clone(),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "Host",
+            "PID",
+            "Connection",
+            "Queues",
+            "Running",
+            "Paused",
+            "Up",
+            "Last beat",
+            "Version",
+        ],
+        &rows,
+    );
+    out.push_str(&format!("{} worker(s)\n", workers.len()));
+    out
+}
+
 /// The sender's breaker line, when WhatsApp is configured and the app's cache store is open (a store
 /// that cannot be read is a line saying so, never an error of `monitor`).
 async fn breaker_line(settings: &Settings, store: Option<&CacheStore>) -> Option<String> {
@@ -274,5 +342,42 @@ mod tests {
         assert_eq!(report("redis", "q", &stats, 5, 1000)["status"], "OK");
         assert_eq!(relative(&json!(-10), true), "10s ago");
         assert_eq!(relative(&json!(30), true), "in 30s");
+    }
+
+    #[test]
+    fn fleet_table_shows_each_worker() {
+        let w = WorkerInfo {
+            id: "h:7:1".into(),
+            host: "web-1".into(),
+            pid: 7,
+            version: "0.1.0 (abc)".into(),
+            connection: "redis".into(),
+            driver: "redis".into(),
+            queues: vec!["whatsapp".into(), "default".into()],
+            concurrency: 16,
+            in_flight: 3,
+            paused: vec!["emails".into()],
+            worker_paused: false,
+            started_at: 900,
+            last_beat: 998,
+        };
+        let t = fleet_table(&[w], 1000);
+        let row = t
+            .lines()
+            .nth(3)
+            .expect("a row under the header and its rules");
+        for cell in [
+            "web-1",
+            "7",
+            "redis (redis)",
+            "whatsapp,default",
+            "3/16",
+            "emails",
+            "100s",
+            "2s ago",
+        ] {
+            assert!(row.contains(cell), "{cell} in {row}");
+        }
+        assert!(t.ends_with("1 worker(s)\n"), "{t}");
     }
 }

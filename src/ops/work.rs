@@ -262,8 +262,6 @@ pub async fn run(
     let shutdown = CancellationToken::new();
     listen_for_signals(shutdown.clone(), log.clone());
     let metrics = Arc::new(Metrics::with_log(log.clone()));
-    let pauses = Arc::new(Pauses::new(options.queues.clone(), Arc::clone(&metrics)));
-    listen_for_pause_signals(Arc::clone(&pauses));
     let fleet = if args.no_fleet {
         tracing::info!("fleet: off (--no-fleet)");
         None
@@ -280,6 +278,8 @@ pub async fn run(
         },
         Arc::clone(&metrics),
     ));
+    let pauses = Arc::new(Pauses::new(options.queues.clone(), Arc::clone(&metrics)));
+    listen_for_pause_signals(Arc::clone(&pauses));
     let http_stop = CancellationToken::new();
     let server = match args.http {
         Some(addr) => {

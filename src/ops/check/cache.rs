@@ -12,7 +12,13 @@ use crate::util::clock;
 /// Written for a minute, then forgotten at once.
 const PROBE: &str = "defer-worker:check";
 
-pub(super) async fn check(c: &mut Checks, settings: &Settings) {
+/// `connection` and `queues`: what `work` will take jobs from, whose pause flags are read.
+pub(super) async fn check(
+    c: &mut Checks,
+    settings: &Settings,
+    connection: &str,
+    queues: &[String],
+) {
     let store = match CacheStore::from_lookup(&settings.lookup()).await {
         Ok(Some(store)) => store,
         Ok(None) => {
@@ -52,15 +58,44 @@ pub(super) async fn check(c: &mut Checks, settings: &Settings) {
         Err(e) => Err(e),
     };
     match written {
-        Ok(()) => c.pass(
-            "cache.store",
-            format!("{}: {signal}; a probe key written and forgotten", store.describe()),
-        ),
+        Ok(()) => {
+            c.pass(
+                "cache.store",
+                format!("{}: {signal}; a probe key written and forgotten", store.describe()),
+            );
+            paused(c, &store, connection, queues).await;
+        }
         Err(e) => c.fail(
             "cache.store",
             format!("{} is readable ({signal}) but not writable: {e}", store.describe()),
             "give the worker's user write access to the store (the file store's directory, the database \
              store's table)",
+        ),
+    }
+}
+
+/// The queues paused with `queue:pause` (or `defer-worker pause`): the worker takes no job from them.
+async fn paused(c: &mut Checks, store: &CacheStore, connection: &str, queues: &[String]) {
+    match store.paused_queues(connection, queues).await {
+        Ok(p) if p.is_empty() => c.pass(
+            "cache.pause",
+            format!("none of the queues is paused on connection {connection}"),
+        ),
+        Ok(p) => {
+            let list: Vec<String> = p.iter().map(|q| format!("{connection}:{q}")).collect();
+            c.warn(
+                "cache.pause",
+                format!(
+                    "paused (queue:pause): {}; the worker takes no job from them until they are resumed",
+                    list.join(", ")
+                ),
+                Some(format!("`defer-worker resume {}` when it is time", list.join(" "))),
+            );
+        }
+        Err(e) => c.fail(
+            "cache.pause",
+            e.to_string(),
+            "see the error: the store's connection",
         ),
     }
 }

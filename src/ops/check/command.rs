@@ -84,7 +84,7 @@ pub async fn checks(work: &WorkArgs, settings: &Settings) -> Checks {
     let redis = super::redis::check(&mut c, settings, &conn, &options).await;
     super::database::check(&mut c, settings, &conn, work.failed_db.as_deref()).await;
     let app = super::app::check(&mut c, settings).await;
-    super::cache::check(&mut c, settings).await;
+    super::cache::check(&mut c, settings, &conn.name, &options.queues).await;
     super::smtp::check(&mut c, settings, app).await;
     super::whatsapp::check(&mut c, settings, app).await;
     super::jobs::check(&mut c, settings, &options, redis.as_ref()).await;
