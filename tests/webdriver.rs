@@ -127,29 +127,36 @@ impl Browser {
             .to_owned()
     }
 
-    /// The first element matching `css`; panics (with the page) when there is none.
+    /// The first element matching `css`; panics (with the page) when there is none within 5 s. A
+    /// find sent while a form's answer is loading can fail at once (not only wait), so it is retried.
     pub async fn find(&self, css: &str) -> Element<'_> {
         let url = format!("{}/session/{}/element", self.base, self.session);
-        let r: Json = self
-            .http
-            .post(url)
-            .json(&json!({"using": "css selector", "value": css}))
-            .send()
-            .await
-            .expect("find")
-            .json()
-            .await
-            .expect("find JSON");
-        let Some(id) = r["value"][ELEMENT].as_str() else {
-            panic!(
-                "no element {css:?} on {}:\n{}",
-                self.current_url().await,
-                self.source().await
-            );
-        };
-        Element {
-            browser: self,
-            id: id.to_owned(),
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r: Json = self
+                .http
+                .post(&url)
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .expect("find")
+                .json()
+                .await
+                .expect("find JSON");
+            if let Some(id) = r["value"][ELEMENT].as_str() {
+                return Element {
+                    browser: self,
+                    id: id.to_owned(),
+                };
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no element {css:?} on {}:\n{}",
+                    self.current_url().await,
+                    self.source().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
