@@ -5,7 +5,7 @@
 #   - the static binary: no program interpreter, no shared library (`file`, `ldd`, `readelf`), runs with
 #     an empty environment, `--version` names this version, commit and target, `--help` of every
 #     subcommand works; it decodes a fixture, and with Redis on 127.0.0.1:6379 it works a real job into
-#     a failed_jobs SQLite file (tokio, Redis, the bundled SQLite's C) and lists it back;
+#     a failed_jobs SQLite file (tokio, Redis, the bundled SQLite's C), lists it back, and runs `check`;
 #   - the .deb: control fields, conffiles, maintainer scripts (user created, units neither enabled nor
 #     started), every file where it belongs; unpacked into a temp root: the same binary as the static
 #     one, the packaged units verified by systemd-analyze with their command lines parsed by the binary,
@@ -78,6 +78,9 @@ if redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   check "dispatch a job onto Redis" run dispatch smoke --queue=check_release --data='{"n":1}'
   check "work it (fails by config) into SQLite" run work --queue=check_release --tries=1 --stop-when-empty --failed-db="$tmp/failed.sqlite"
   check "failed list shows it" has "$(run failed list --failed-db="$tmp/failed.sqlite" 2>&1)" 'check_release'
+  # The preflight runs from the static binary too (exit 1 is expected here: no app database or mail).
+  pre=$(run check --queue=check_release --failed-db="$tmp/failed.sqlite" 2>/dev/null || true)
+  check "check: redis.connect passes" has "$pre" '^✓ redis\.connect '
   redis-cli -h 127.0.0.1 --scan --pattern "${prefix}*" | xargs -r redis-cli -h 127.0.0.1 DEL >/dev/null
 else
   echo "  skip  a real job (no Redis on 127.0.0.1:6379)"
