@@ -26,7 +26,13 @@ fn main() -> ExitCode {
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR").as_deref(),
         ),
-        capacity: logging::DEFAULT_CAPACITY,
+        capacity: match logging::capacity(std::env::var(logging::BUFFER_VAR).ok().as_deref()) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                eprintln!("defer-worker: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     let (log, guard) = match logging::init(&options) {
         Ok(started) => started,

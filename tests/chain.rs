@@ -59,6 +59,29 @@ fn fields(lines: &[Json], key: &str) -> Vec<String> {
     lines.iter().map(|l| field(l, key).to_owned()).collect()
 }
 
+/// The `done` lines of one chain in the order its links ran, followed through `next_uuid` from the link
+/// no other line names (the lines themselves may be written out of order: a link's successor can start,
+/// and log, before the link's own outcome line is written). Every line must be on the path.
+fn in_chain_order(done: &[Json]) -> Vec<Json> {
+    let named: Vec<&str> = done.iter().map(|l| field(l, "next_uuid")).collect();
+    let mut next = done
+        .iter()
+        .find(|l| !named.contains(&field(l, "uuid")))
+        .cloned();
+    let mut path = Vec::new();
+    while let Some(line) = next {
+        let following = field(&line, "next_uuid").to_owned();
+        path.push(line);
+        next = done.iter().find(|l| field(l, "uuid") == following).cloned();
+    }
+    assert_eq!(
+        path.len(),
+        done.len(),
+        "one chain, every link on it: {done:?}"
+    );
+    path
+}
+
 #[test]
 fn a_bus_chain_of_three_deferred_jobs_runs_in_order_on_defer_worker() {
     let w = world();
@@ -77,7 +100,7 @@ fn a_bus_chain_of_three_deferred_jobs_runs_in_order_on_defer_worker() {
         LOG_ALL,
     );
     assert!(worker.wait(Duration::from_secs(30)).success());
-    let done = worker.outcomes("done");
+    let done = in_chain_order(&worker.outcomes("done"));
     assert_eq!(
         fields(&done, "action"),
         ["chain_a", "chain_b", "chain_c"],
@@ -109,7 +132,7 @@ fn the_fixture_chain_no_longer_loses_its_links() {
     w.rpush("whatsapp", &fixture("foreign_chain.json"));
     let mut worker = w.worker(&["--queue=whatsapp,default", "--stop-when-empty"], LOG_ALL);
     assert!(worker.wait(Duration::from_secs(30)).success());
-    let done = worker.outcomes("done");
+    let done = in_chain_order(&worker.outcomes("done"));
     assert_eq!(
         fields(&done, "action"),
         [

@@ -11,7 +11,7 @@ use defer_worker::laravel::database::Db;
 use defer_worker::laravel::database_queue::DatabaseQueue;
 use defer_worker::laravel::queue::Queue;
 
-use crate::support::{DbKind, World, LOG_KIND_LINES};
+use crate::support::{DbKind, World, LOG_KIND_LINES, LOG_UNBUFFERED};
 
 const LOG_ALL: &str = "[actions.\"*\"]\nkind = \"log\"\n";
 
@@ -24,6 +24,8 @@ fn world(db: DbKind, retry_after: u64) -> World {
         .push(("DB_QUEUE_RETRY_AFTER".into(), retry_after.to_string()));
     let (var, filter) = LOG_KIND_LINES;
     w.extra.push((var.into(), filter.into()));
+    let (var, bytes) = LOG_UNBUFFERED;
+    w.extra.push((var.into(), bytes.into()));
     w
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde_json::Value as Json;
 
-use crate::support::{fixture, repo, DbKind, World, LOG_KIND_LINES};
+use crate::support::{fixture, repo, DbKind, World, LOG_KIND_LINES, LOG_UNBUFFERED};
 
 const LOG_ALL: &str = "[actions.\"*\"]\nkind = \"log\"\n";
 
@@ -27,6 +27,8 @@ fn kill_9_five_times_in_a_row_loses_nothing() {
     let mut w = World::new(DbKind::Sqlite);
     let (var, filter) = LOG_KIND_LINES;
     w.extra.push((var.into(), filter.into()));
+    let (var, bytes) = LOG_UNBUFFERED;
+    w.extra.push((var.into(), bytes.into()));
     let sent = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 5_000);
     let slow = "[actions.\"*\"]\nkind = \"log\"\nsleep_ms = 3\n";
     let args = [
@@ -168,6 +170,8 @@ fn redis_restarted_mid_run_reconnects_with_backoff_and_loses_nothing() {
     w.extra.push(("REDIS_PORT".into(), redis.port.to_string()));
     let (var, filter) = LOG_KIND_LINES;
     w.extra.push((var.into(), filter.into()));
+    let (var, bytes) = LOG_UNBUFFERED;
+    w.extra.push((var.into(), bytes.into()));
     let sent = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "default", 2_000);
     let http = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -34,6 +34,10 @@ pub enum DbKind {
 pub const LOG_KIND_LINES: (&str, &str) =
     ("DEFER_WORKER_LOG", "info,defer_worker::actions::log=debug");
 
+/// `DEFER_WORKER_LOG_BUFFER=0` for a test that reads the log as a ledger across `kill -9`: each line is
+/// written before the job goes on, so a job that ran has its line even when the worker is killed.
+pub const LOG_UNBUFFERED: (&str, &str) = ("DEFER_WORKER_LOG_BUFFER", "0");
+
 /// One test's private world. Dropping it deletes its Redis keys and its database.
 pub struct World {
     pub prefix: String,

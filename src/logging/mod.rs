@@ -64,6 +64,20 @@ pub enum LogError {
     Installed(#[from] tracing_subscriber::util::TryInitError),
 }
 
+/// The environment variable that sizes the log buffer in bytes; `0` writes each line before the logging
+/// call returns (slower; no line is lost to a SIGKILL).
+pub const BUFFER_VAR: &str = "DEFER_WORKER_LOG_BUFFER";
+
+/// The buffer size `DEFER_WORKER_LOG_BUFFER` asks for ([`DEFAULT_CAPACITY`] when unset or empty).
+pub fn capacity(value: Option<&str>) -> Result<usize, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_CAPACITY),
+        Some(v) => v.parse().map_err(|_| {
+            format!("{BUFFER_VAR}={v:?} is not a number of bytes (0: write each line at once)")
+        }),
+    }
+}
+
 /// Colour only on a terminal, and never when `NO_COLOR` is set to a non-empty value.
 pub fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
     stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
@@ -160,6 +174,16 @@ mod notice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_buffer_size_comes_from_its_variable_and_a_bad_one_is_named() {
+        assert_eq!(capacity(None), Ok(DEFAULT_CAPACITY));
+        assert_eq!(capacity(Some(" ")), Ok(DEFAULT_CAPACITY));
+        assert_eq!(capacity(Some("0")), Ok(0));
+        assert_eq!(capacity(Some("4096")), Ok(4096));
+        let err = capacity(Some("1M")).unwrap_err();
+        assert!(err.contains("DEFER_WORKER_LOG_BUFFER=\"1M\""), "{err}");
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

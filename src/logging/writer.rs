@@ -9,6 +9,10 @@
 //! being read, so that a stalled reader cannot keep the process alive. After the guard is gone, lines
 //! are written straight to the sink, so nothing logged late is lost either.
 //!
+//! A capacity of 0 (`DEFER_WORKER_LOG_BUFFER=0`) writes each line to the sink before the logging call
+//! returns, so a line logged before a job was deleted is on disk even if the process is then killed
+//! with SIGKILL (the buffered writer loses what it still holds then).
+//!
 //! It must not format (the layers do) and must not hold its lock while writing to the sink.
 
 use std::io::{self, Write};
@@ -166,6 +170,10 @@ fn drain(shared: &Shared) {
 
 impl Shared {
     fn push(&self, line: &[u8]) {
+        if self.capacity == 0 {
+            let _ = lock(&self.sink).write_all(line);
+            return;
+        }
         let mut state = lock(&self.state);
         if state.finished {
             drop(state);
@@ -304,6 +312,26 @@ mod tests {
 
     fn text(out: &Mutex<Vec<u8>>) -> String {
         String::from_utf8(lock(out).clone()).unwrap()
+    }
+
+    #[test]
+    fn capacity_zero_writes_each_line_before_returning() {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Mutex::new(()));
+        let sink = Sink {
+            out: Arc::clone(&out),
+            gate,
+        };
+        let (writer, handle, _guard) = non_blocking(Box::new(sink), 0, notice).unwrap();
+        writer.shared.push(b"one\n");
+        assert_eq!(
+            text(&out),
+            "one\n",
+            "written before push returned, no flush"
+        );
+        writer.shared.push(b"two\n");
+        assert_eq!(text(&out), "one\ntwo\n");
+        assert_eq!(handle.dropped(), 0, "nothing dropped without a buffer");
     }
 
     #[test]
