@@ -138,11 +138,9 @@ impl CacheStore {
         keys: &[S],
     ) -> Result<Vec<Option<Value>>, CacheStoreError> {
         let raws: Vec<Option<Vec<u8>>> = match &self.backend {
-            Backend::Redis { conn, prefix, .. } => {
-                let physical: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("{prefix}{}", k.as_ref()))
-                    .collect();
+            Backend::Redis { conn, .. } => {
+                let physical: Vec<String> =
+                    keys.iter().map(|k| self.physical_key(k.as_ref())).collect();
                 redis::mget(conn, &physical)
                     .await
                     .map_err(|source| CacheStoreError::Redis {
@@ -151,13 +149,9 @@ impl CacheStore {
                         source,
                     })?
             }
-            Backend::Database {
-                db, table, prefix, ..
-            } => {
-                let physical: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("{prefix}{}", k.as_ref()))
-                    .collect();
+            Backend::Database { db, table, .. } => {
+                let physical: Vec<String> =
+                    keys.iter().map(|k| self.physical_key(k.as_ref())).collect();
                 let rows = database::get_many(db, table, &physical)
                     .await
                     .map_err(|source| {
@@ -218,11 +212,9 @@ impl CacheStore {
     /// were there.
     pub async fn forget_many<S: AsRef<str>>(&self, keys: &[S]) -> Result<u64, CacheStoreError> {
         match &self.backend {
-            Backend::Redis { conn, prefix, .. } => {
-                let physical: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("{prefix}{}", k.as_ref()))
-                    .collect();
+            Backend::Redis { conn, .. } => {
+                let physical: Vec<String> =
+                    keys.iter().map(|k| self.physical_key(k.as_ref())).collect();
                 redis::del(conn, &physical)
                     .await
                     .map_err(|source| CacheStoreError::Redis {
@@ -245,13 +237,9 @@ impl CacheStore {
                 }
                 Ok(n)
             }
-            Backend::Database {
-                db, table, prefix, ..
-            } => {
-                let physical: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("{prefix}{}", k.as_ref()))
-                    .collect();
+            Backend::Database { db, table, .. } => {
+                let physical: Vec<String> =
+                    keys.iter().map(|k| self.physical_key(k.as_ref())).collect();
                 database::delete(db, table, &physical)
                     .await
                     .map_err(|source| {
