@@ -128,6 +128,16 @@ impl Payload {
     /// (failed_jobs rows of other drivers lack it); the worker checks [`Payload::attempts`] itself.
     pub fn parse(raw: &[u8]) -> Result<Payload, PayloadError> {
         let text = std::str::from_utf8(raw).map_err(|e| PayloadError::NotUtf8(e.valid_up_to()))?;
+        // Straight into the envelope: no tree of the whole payload is built. What this path refuses
+        // (not an object, bad JSON, a key given twice, which PHP's json_decode takes as the last one)
+        // goes through the tree below, which reads it as before and says what is wrong.
+        let object = text.trim_start().starts_with('{');
+        if let Some(Ok(envelope)) = object.then(|| serde_json::from_str::<Envelope>(text)) {
+            return Ok(Payload {
+                raw: text.to_owned(),
+                envelope,
+            });
+        }
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
         let kind = match &value {
@@ -382,6 +392,17 @@ mod tests {
         );
         let p = Payload::parse(b"{\"uuid\":\"u\"}").unwrap();
         assert!(matches!(p.attempts(), Err(PayloadError::NoAttempts)));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_read_as_its_last_value_as_php_does() {
+        let p = Payload::parse(br#"{"uuid":"first","attempts":0,"uuid":"last","attempts":2}"#).unwrap();
+        assert_eq!(p.uuid(), Some("last"));
+        assert_eq!(p.attempts().unwrap(), 2);
+        assert!(matches!(
+            Payload::parse(b" []"),
+            Err(PayloadError::NotAnObject("array"))
+        ));
     }
 
     #[test]

@@ -26,6 +26,11 @@ use tracing_subscriber::fmt::MakeWriter;
 /// Bytes of formatted lines held while the drain thread is writing: about 4 000 lines of ~250 bytes.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
+/// How long the drain thread lets lines gather after the first one wakes it, unless
+/// [`GATHER_BYTES`] are already waiting or the writer is closing.
+const GATHER: Duration = Duration::from_millis(2);
+const GATHER_BYTES: usize = 64 * 1024;
+
 /// The longest a flush, or the exit, waits for stderr to take what is left.
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -144,6 +149,13 @@ fn drain(shared: &Shared) {
                 drop(state);
                 shared.written.notify_all();
                 return;
+            }
+            if !state.closed && state.buf.len() < GATHER_BYTES {
+                // Lines come one per job: let the ones right behind this one gather for a moment, so
+                // that one write (and one wake-up of this thread) carries many of them.
+                drop(state);
+                std::thread::sleep(GATHER);
+                state = lock(&shared.state);
             }
             std::mem::swap(&mut state.buf, &mut batch);
             state.writing = true;

@@ -351,7 +351,11 @@ pub async fn run(
         pauses,
     };
     tracing::info!(connection = %conn.name, driver = driver, queue_store = %queue_desc, failed_jobs = %db_cfg, "connected");
-    worker.run().await;
+    // On a runtime thread, not `main`'s: the jobs it starts then begin on that thread's own run
+    // queue, without waking another thread for each one.
+    if let Err(err) = tokio::spawn(worker.run()).await {
+        std::panic::resume_unwind(err.into_panic());
+    }
     // After the drain, so the last jobs' counts are in the final flush.
     beat_stop.cancel();
     if let Some(beat) = beat {

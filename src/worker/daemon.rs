@@ -225,7 +225,12 @@ impl Worker {
             if popped.is_empty() {
                 drop(permits);
                 let in_flight = opts.concurrency.max(1) - slots.available_permits();
-                if opts.stop_when_empty && in_flight == 0 && running_before == 0 {
+                if in_flight == 0 && running_before > 0 {
+                    // The jobs that were running when this round looked have all settled since: what
+                    // they released is in the queue now, so look again at once rather than idle.
+                    continue;
+                }
+                if opts.stop_when_empty && in_flight == 0 {
                     break StopReason::Empty;
                 }
                 self.idle(&opts.queues, in_flight > 0, &finished, started, &restart)

@@ -15,7 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Instrument;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 
 use crate::actions::{ActionError, Actions, Handler, JobMeta};
 use crate::deferred::{classify, DeferredJob, JobClass};
@@ -135,7 +137,7 @@ impl Decider {
         };
         info.action = job.action.clone();
         tracing::Span::current().record("action", info.action.as_str());
-        let kind = self.actions.handler(&job.action).clone();
+        let kind = self.actions.handler(&job.action);
         if kind.is_forward() {
             return self.handoff(popped, "action configured as forward");
         }
@@ -186,7 +188,7 @@ impl Decider {
         // The `starting` line of `--log-format laravel` (crate::logging::JOB_TARGET).
         tracing::debug!(action_run = "start", action = %job.action, id = %info.id, waited_ms = waiting.elapsed().as_millis() as u64, "action started");
         let result = self
-            .run(kind, job, &payload, &popped.queue, attempt, run_budget)
+            .run(&kind, &job, &payload, &popped.queue, attempt, run_budget)
             .await;
         // Logged before the permit is given back, so that in the log no more than the limit are ever
         // between their start and end lines.
@@ -248,58 +250,40 @@ impl Decider {
         }
     }
 
-    /// Runs the action in its own task, so a panic is caught and a timeout cancels it.
+    /// Runs the action in this job's task: a panic is caught, and at the timeout the action's future
+    /// is dropped, which cancels it where it waits. Boxed, so the job's own future stays small.
     async fn run(
         &self,
-        kind: Handler,
-        job: DeferredJob,
+        kind: &Handler,
+        job: &DeferredJob,
         payload: &Payload,
         queue: &str,
         attempt: i64,
         timeout: Option<Duration>,
     ) -> RunResult {
-        let uuid = payload.uuid().unwrap_or_default().to_owned();
-        let id = payload.envelope().id.clone().unwrap_or_default();
-        let queue = queue.to_owned();
-        let task = tokio::spawn(
-            async move {
-                let meta = JobMeta {
-                    uuid: &uuid,
-                    id: &id,
-                    queue: &queue,
-                    attempt,
-                };
-                kind.run(&job, meta).await
-            }
-            .instrument(tracing::Span::current()),
-        );
-        let abort = task.abort_handle();
-        let joined = match timeout {
-            None => task.await,
-            Some(timeout) => match tokio::time::timeout(timeout, task).await {
-                Ok(joined) => joined,
-                Err(_) => {
-                    abort.abort();
-                    return RunResult::TimedOut;
-                }
+        let meta = JobMeta {
+            uuid: payload.uuid().unwrap_or_default(),
+            id: payload.envelope().id.as_deref().unwrap_or_default(),
+            queue,
+            attempt,
+        };
+        let action = AssertUnwindSafe(Box::pin(kind.run(job, meta))).catch_unwind();
+        let caught = match timeout {
+            None => action.await,
+            Some(timeout) => match tokio::time::timeout(timeout, action).await {
+                Ok(caught) => caught,
+                Err(_) => return RunResult::TimedOut,
             },
         };
-        match joined {
+        match caught {
             Ok(Ok(())) => RunResult::Ok,
             Ok(Err(e)) => RunResult::Err(e),
-            Err(e) if e.is_panic() => {
-                let p = e.into_panic();
-                let msg = p
-                    .downcast_ref::<&str>()
+            Err(p) => RunResult::Panicked(
+                p.downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
                     .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "action panicked".into());
-                RunResult::Panicked(msg)
-            }
-            Err(_) => RunResult::Err(ActionError::Retry {
-                message: "action task was cancelled".into(),
-                after: None,
-            }),
+                    .unwrap_or_else(|| "action panicked".into()),
+            ),
         }
     }
 }
