@@ -350,6 +350,12 @@ def io_bound(args, env, storage):
     try:
         subprocess.run([os.path.join(REPO, "fixtures", "app", "load.sh"), "mysql", db], check=True,
                        capture_output=True)
+        # The worker refuses to start without the app's failed_jobs table (Laravel's migration).
+        subprocess.run(["mysql", "-h127.0.0.1", "-uroot", db, "-e",
+                        "CREATE TABLE IF NOT EXISTS failed_jobs (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,"
+                        " uuid VARCHAR(255) NOT NULL UNIQUE, connection TEXT NOT NULL, queue TEXT NOT NULL,"
+                        " payload LONGTEXT NOT NULL, exception LONGTEXT NOT NULL,"
+                        " failed_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"], check=True)
         stub = subprocess.Popen([sys.executable, os.path.join(REPO, "deploy", "bench", "meta_stub.py"),
                                  "--delay", "0.1"], stdout=subprocess.PIPE, text=True)
         port = int(stub.stdout.readline().split()[1])
@@ -369,8 +375,10 @@ def io_bound(args, env, storage):
                     'rate_limit = { per_second = 1000, burst = 1000, per_recipient_ms = 0 }\n')
         cmd = WRAP + [BIN, "--config", cfg, "work", "--queue=bench_io", "--tries=3", "--stop-when-empty",
                f"--concurrency={args.io_concurrency}"]
-        wall, cpu, rss = timed(cmd, wenv, storage)
-        stub.terminate()
+        try:
+            wall, cpu, rss = timed(cmd, wenv, storage, os.path.join(storage, "io.log"))
+        finally:
+            stub.terminate()
         sent = int(stub.communicate(timeout=10)[0].split()[-1])
         left = r.call("LLEN", prefix + "queues:bench_io") + r.call("ZCARD", prefix + "queues:bench_io:reserved")
         if left or sent != args.io_jobs:

@@ -396,7 +396,8 @@ mod tests {
 
     #[test]
     fn a_key_given_twice_is_read_as_its_last_value_as_php_does() {
-        let p = Payload::parse(br#"{"uuid":"first","attempts":0,"uuid":"last","attempts":2}"#).unwrap();
+        let p =
+            Payload::parse(br#"{"uuid":"first","attempts":0,"uuid":"last","attempts":2}"#).unwrap();
         assert_eq!(p.uuid(), Some("last"));
         assert_eq!(p.attempts().unwrap(), 2);
         assert!(matches!(

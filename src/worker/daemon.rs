@@ -393,9 +393,15 @@ impl Worker {
                 let mut info = JobInfo::default();
                 let retry_after = decider.options.retry_after_for(&popped.queue);
                 let lease = Lease::new(&settler.queue, &popped, retry_after, &metrics);
-                let (outcome, kept) = lease.hold(decider.decide(&popped, &mut info)).await;
+                // Boxed, each only while it runs: the task itself stays small (~1.7 KB instead
+                // of ~10 KB for every job in flight) and is not copied around whole.
+                let (outcome, kept) = lease
+                    .hold(Box::pin(decider.decide(&popped, &mut info)))
+                    .await;
                 let settled = match kept {
-                    Kept::Held => settler.settle(&popped, &outcome, retry_after, &info).await,
+                    Kept::Held => {
+                        Box::pin(settler.settle(&popped, &outcome, retry_after, &info)).await
+                    }
                     Kept::Lost => Settled::LeaseLost,
                 };
                 drop(in_flight);
