@@ -188,7 +188,7 @@ impl Decider {
         // The `starting` line of `--log-format laravel` (crate::logging::JOB_TARGET).
         tracing::debug!(action_run = "start", action = %job.action, id = %info.id, waited_ms = waiting.elapsed().as_millis() as u64, "action started");
         let result = self
-            .run(&kind, &job, &payload, &popped.queue, attempt, run_budget)
+            .run(kind, &job, &payload, &popped.queue, attempt, run_budget)
             .await;
         // Logged before the permit is given back, so that in the log no more than the limit are ever
         // between their start and end lines.
