@@ -207,7 +207,8 @@ def clear(r, prefix, queue):
 def timed(cmd, env, cwd, out):
     """Runs cmd under /usr/bin/time, its stdout and stderr to the file `out` (or /dev/null);
     returns (wall s, cpu s, max RSS KB)."""
-    stats = os.path.join(cwd, "time.out")
+    fd, stats = tempfile.mkstemp(prefix="dw-bench-time-")
+    os.close(fd)
     with open(out or os.devnull, "w") as sink:
         p = subprocess.run(["/usr/bin/time", "-o", stats, "-f", "BENCH %e %U %S %M"] + cmd, env=env, cwd=cwd,
                            stdout=sink, stderr=sink)
@@ -215,7 +216,9 @@ def timed(cmd, env, cwd, out):
         tail = open(out).read()[-4000:] if out else ""
         sys.stderr.write(tail)
         raise SystemExit(f"benchmark command failed: {' '.join(cmd)}")
-    m = re.search(r"BENCH ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", open(stats).read())
+    with open(stats) as f:
+        m = re.search(r"BENCH ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", f.read())
+    os.unlink(stats)
     wall, user, sys_, rss = float(m[1]), float(m[2]), float(m[3]), int(m[4])
     return wall, user + sys_, rss
 
