@@ -115,6 +115,16 @@ impl DeferredJob {
         self.data.get(key)
     }
 
+    /// The order an order action (WhatsApp, e-mail) is about: `data.order_id` read as [`Self::id`]
+    /// reads it; None when it is missing or not a number (`test_order_1`), which the app completes
+    /// without sending anything.
+    pub fn order_id(&self) -> Option<i64> {
+        match self.id("order_id") {
+            IdArg::Id(id) => Some(id),
+            IdArg::Missing | IdArg::NotNumeric(_) => None,
+        }
+    }
+
     /// Reads `data[key]` as an id (int, numeric string, whole float), as the app's `Order::find($id)`
     /// would use it.
     pub fn id(&self, key: &str) -> IdArg {
@@ -204,6 +214,24 @@ mod tests {
     use crate::php::unserialize;
 
     const WHATSAPP: &[u8] = b"O:20:\"App\\Jobs\\DeferredJob\":2:{s:9:\"\0*\0action\";s:21:\"whatsapp_notification\";s:7:\"\0*\0data\";a:1:{s:8:\"order_id\";i:42;}}";
+
+    #[test]
+    fn order_ids_are_read_as_php_does() {
+        let job = |v: Value| DeferredJob {
+            action: "whatsapp_notification".into(),
+            data: Value::Array(vec![(crate::php::Key::Str(b"order_id".to_vec()), v)]),
+        };
+        assert_eq!(job(Value::Int(7)).order_id(), Some(7));
+        assert_eq!(job(Value::Str(b" 12 ".to_vec())).order_id(), Some(12));
+        assert_eq!(job(Value::Str(b"3.0".to_vec())).order_id(), Some(3));
+        assert_eq!(job(Value::Str(b"test_order_1".to_vec())).order_id(), None);
+        assert_eq!(job(Value::Null).order_id(), None);
+        let empty = DeferredJob {
+            action: "email_notification".into(),
+            data: Value::Array(vec![]),
+        };
+        assert_eq!(empty.order_id(), None);
+    }
 
     #[test]
     fn reads_protected_action_and_data() {

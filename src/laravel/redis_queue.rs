@@ -16,6 +16,8 @@
 //! slot only if the queue name carries a `{hash tag}`, so on a cluster every operation refuses a
 //! queue whose key has none ([`QueueError::NoHashTag`]); [`RedisQueue::handoff`] touches two queues
 //! and needs both in one tag. BLPOP over queues in several slots waits on each slot at once.
+//!
+//! The counts and heads that the operator commands read are in [`super::redis_stats`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,7 +25,6 @@ use std::time::Duration;
 
 use redis::{Script, Value};
 
-use super::queue::QueueStats;
 use super::redis_config::{hash_tag, RedisConfig};
 use super::redis_conn::RedisConn;
 use super::redis_error::QueueError;
@@ -67,13 +68,13 @@ impl fmt::Debug for RedisJob {
     }
 }
 
-struct Scripts {
+pub(super) struct Scripts {
     pop: Script,
     release: Script,
     migrate: Script,
     push: Script,
-    size: Script,
-    clear: Script,
+    pub(super) size: Script,
+    pub(super) clear: Script,
     handoff: Script,
     extend: Script,
 }
@@ -97,11 +98,11 @@ impl Scripts {
 /// the reconnecting connection, the scripts and the pool of blocking connections.
 #[derive(Clone)]
 pub struct RedisQueue {
-    conn: RedisConn,
+    pub(super) conn: RedisConn,
     cfg: Arc<RedisConfig>,
     prefix: Arc<str>,
     endpoint: Arc<str>,
-    scripts: Arc<Scripts>,
+    pub(super) scripts: Arc<Scripts>,
     /// Connections of their own for BLPOP, which would stall every other command on a shared one.
     notify: NotifyWaiter,
 }
@@ -163,7 +164,7 @@ impl RedisQueue {
     }
 
     /// [`RedisQueue::key`], refused on a cluster when the queue's keys would not share a slot.
-    fn queue_key(&self, queue: &str) -> Result<String, QueueError> {
+    pub(super) fn queue_key(&self, queue: &str) -> Result<String, QueueError> {
         let key = self.key(queue);
         if self.is_cluster() && hash_tag(&key).is_none() {
             return Err(QueueError::NoHashTag {
@@ -406,61 +407,6 @@ impl RedisQueue {
         Ok(moved == 1)
     }
 
-    /// Ready + delayed + reserved jobs, like `RedisQueue::size`.
-    pub async fn size(&self, queue: &str) -> Result<u64, QueueError> {
-        let key = self.queue_key(queue)?;
-        self.scripts
-            .size
-            .key(&key)
-            .key(format!("{key}:delayed"))
-            .key(format!("{key}:reserved"))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| QueueError::script("size", &key, e))
-    }
-
-    /// Deletes all of a queue's keys and returns how many jobs there were, like `clear`.
-    pub async fn clear(&self, queue: &str) -> Result<u64, QueueError> {
-        let key = self.queue_key(queue)?;
-        self.scripts
-            .clear
-            .key(&key)
-            .key(format!("{key}:delayed"))
-            .key(format!("{key}:reserved"))
-            .key(format!("{key}:notify"))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| QueueError::script("clear", &key, e))
-    }
-
-    /// The earliest score in `:delayed` and `:reserved`: when the next delayed job becomes due
-    /// or the next reservation expires, so a worker knows how long it may block. None if both
-    /// are empty. The time may already be past.
-    pub async fn next_due(&self, queue: &str) -> Result<Option<i64>, QueueError> {
-        let key = self.queue_key(queue)?;
-        type Head = Vec<(Vec<u8>, f64)>;
-        let (delayed, reserved): (Head, Head) = redis::pipe()
-            .cmd("ZRANGE")
-            .arg(format!("{key}:delayed"))
-            .arg(0)
-            .arg(0)
-            .arg("WITHSCORES")
-            .cmd("ZRANGE")
-            .arg(format!("{key}:reserved"))
-            .arg(0)
-            .arg(0)
-            .arg("WITHSCORES")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| QueueError::command("ZRANGE", &key, e))?;
-        Ok(delayed
-            .iter()
-            .chain(reserved.iter())
-            // Laravel writes integer scores; `as` saturates anything odd instead of panicking.
-            .map(|(_, score)| score.floor() as i64)
-            .min())
-    }
-
     /// Waits up to `timeout` for a notify token on any of `queues` (BLPOP, in priority order)
     /// and returns the first signalled queue, unprefixed, or None on timeout. Consumes the token.
     ///
@@ -489,55 +435,6 @@ impl RedisQueue {
             keys.push((q.clone(), format!("{}:notify", self.queue_key(q)?)));
         }
         self.notify.wait(keys, timeout).await
-    }
-
-    /// Ready, delayed and reserved counts of `queue` with the head of each, read in one MULTI so
-    /// they are one consistent snapshot (Laravel 12's `pendingSize`, `delayedSize`, `reservedSize`
-    /// and `creationTimeOfOldestPendingJob` together). For `defer-worker monitor`.
-    pub async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
-        let key = self.queue_key(queue)?;
-        type Head = Vec<(Vec<u8>, f64)>;
-        let (ready, delayed, reserved, head, first_delayed, first_reserved): (
-            u64,
-            u64,
-            u64,
-            Option<Vec<u8>>,
-            Head,
-            Head,
-        ) = redis::pipe()
-            .atomic()
-            .cmd("LLEN")
-            .arg(&key)
-            .cmd("ZCARD")
-            .arg(format!("{key}:delayed"))
-            .cmd("ZCARD")
-            .arg(format!("{key}:reserved"))
-            .cmd("LINDEX")
-            .arg(&key)
-            .arg(0)
-            .cmd("ZRANGE")
-            .arg(format!("{key}:delayed"))
-            .arg(0)
-            .arg(0)
-            .arg("WITHSCORES")
-            .cmd("ZRANGE")
-            .arg(format!("{key}:reserved"))
-            .arg(0)
-            .arg(0)
-            .arg("WITHSCORES")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| QueueError::command("MULTI", &key, e))?;
-        // Laravel writes integer scores; `as` saturates anything odd instead of panicking.
-        let lowest = |h: &Head| h.first().map(|(_, score)| score.floor() as i64);
-        Ok(QueueStats {
-            ready,
-            delayed,
-            reserved,
-            head,
-            next_delayed_at: lowest(&first_delayed),
-            first_reservation_expires_at: lowest(&first_reserved),
-        })
     }
 
     /// PING on the shared connection: Ok when Redis answers. For readiness checks (`/ready`);

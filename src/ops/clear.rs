@@ -56,14 +56,9 @@ pub async fn run(args: &ClearArgs, settings: &Settings) -> anyhow::Result<ExitCo
         return Ok(ExitCode::FAILURE);
     }
     let list = args.queue.clone().unwrap_or_else(|| conn.queue.clone());
-    let queues: Vec<&str> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-        .collect();
-    anyhow::ensure!(!queues.is_empty(), "--queue is empty: name a queue");
+    let queues = connect::queue_list(&list)?;
     let (store, q) = connect::queue(settings, &conn).await?;
-    for queue in queues {
+    for queue in &queues {
         let n = q
             .clear(queue)
             .await

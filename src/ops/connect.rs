@@ -34,6 +34,31 @@ pub async fn redis_queue(settings: &Settings) -> anyhow::Result<(RedisConfig, Re
     Ok((cfg, queue))
 }
 
+/// The connection a worker-side command uses: its `--connection`, else `[worker] connection` in the
+/// config file, else the app's default ([`connection`]).
+pub fn worker_connection(settings: &Settings, flag: Option<&str>) -> anyhow::Result<Connection> {
+    connection(
+        settings,
+        flag.or(settings.file().worker.connection.as_deref()),
+    )
+}
+
+/// A `--queue` list: names separated by commas, blanks around them and empty names dropped; refused
+/// when nothing is left.
+pub fn queue_list(list: &str) -> anyhow::Result<Vec<String>> {
+    let queues: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(String::from)
+        .collect();
+    anyhow::ensure!(
+        !queues.is_empty(),
+        "--queue is empty: give at least one queue name"
+    );
+    Ok(queues)
+}
+
 /// The queue connection `name` (default: QUEUE_CONNECTION, else `redis`), as `config/queue.php`
 /// declares it.
 pub fn connection(settings: &Settings, name: Option<&str>) -> anyhow::Result<Connection> {

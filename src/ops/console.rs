@@ -125,25 +125,11 @@ pub async fn run(
     log: &logging::Handle,
 ) -> anyhow::Result<ExitCode> {
     let file = settings.file();
-    let conn = connect::connection(
-        settings,
-        args.connection
-            .as_deref()
-            .or(file.worker.connection.as_deref()),
-    )?;
+    let conn = connect::worker_connection(settings, args.connection.as_deref())?;
     let queues: Vec<String> = match args.queue.clone().or_else(|| file.worker.queue.clone()) {
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .map(String::from)
-            .collect(),
+        Some(list) => connect::queue_list(&list)?,
         None => vec![conn.queue.clone()],
     };
-    anyhow::ensure!(
-        !queues.is_empty(),
-        "--queue is empty: give at least one queue name"
-    );
     let pause = CacheStore::from_lookup(&settings.lookup())
         .await
         .context("the app's cache store (for pausing queues)")?;

@@ -117,19 +117,10 @@ pub fn resolve_options(
         .or_else(|| conn.queue_from_env.then(|| conn.queue.clone()))
         .or_else(|| w.queue.clone());
     let queues: Vec<String> = match queue {
-        Some(q) => q
-            .split(',')
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .map(String::from)
-            .collect(),
+        Some(q) => connect::queue_list(&q)?,
         None if conn.driver == Driver::Redis => d.queues.clone(),
         None => vec![conn.queue.clone()],
     };
-    anyhow::ensure!(
-        !queues.is_empty(),
-        "--queue is empty: give at least one queue name"
-    );
     let retry_after = args
         .retry_after
         .or_else(|| conn.retry_after_from_env.then_some(conn.retry_after))
@@ -228,12 +219,7 @@ pub async fn run(
     log: &logging::Handle,
 ) -> anyhow::Result<ExitCode> {
     let file = settings.file();
-    let conn = connect::connection(
-        settings,
-        args.connection
-            .as_deref()
-            .or(file.worker.connection.as_deref()),
-    )?;
+    let conn = connect::worker_connection(settings, args.connection.as_deref())?;
     let options = resolve_options(args, file, &conn)?;
     let (queue_desc, queue) = connect::queue(settings, &conn).await?;
     if let Queue::Redis(redis) = &queue {

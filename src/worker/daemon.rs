@@ -23,8 +23,9 @@ use crate::laravel::queue::{DriverError, Queue, ReservedJob};
 use crate::metrics::Metrics;
 use crate::util::clock::unix_now;
 
-use super::job::{Decider, JobInfo, Outcome};
+use super::job::{Decider, JobInfo};
 use super::lease::{Kept, Lease};
+use super::outcome_log::log_outcome;
 use super::pause::{self, Pauses};
 use super::settle::{Settled, Settler};
 
@@ -486,69 +487,6 @@ async fn watch_restart(store: CacheStore, restart: CancellationToken, shutdown: 
         tokio::select! {
             _ = tokio::time::sleep(RESTART_CHECK) => {}
             _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
-fn log_outcome(outcome: &Outcome, settled: Settled, info: &JobInfo, took: Duration) {
-    let ms = took.as_secs_f64() * 1000.0;
-    let (id, uuid, name, action, attempt) = (
-        info.id.as_str(),
-        info.uuid.as_str(),
-        info.name.as_str(),
-        info.action.as_str(),
-        info.attempt,
-    );
-    match (outcome, settled) {
-        (_, Settled::LeftReserved) => tracing::error!(
-            outcome = "left_reserved",
-            id,
-            uuid,
-            name,
-            action,
-            attempt,
-            ms,
-            "job left reserved: stores unreachable"
-        ),
-        (_, Settled::LeaseLost) => tracing::warn!(
-            outcome = "lease_lost",
-            id,
-            uuid,
-            name,
-            action,
-            attempt,
-            ms,
-            "job not settled: another worker took it back while it ran (lease lost)"
-        ),
-        (Outcome::Done | Outcome::Chained { .. }, _) => {
-            let next = match outcome {
-                Outcome::Chained { next } => Some(next),
-                _ => None,
-            };
-            tracing::info!(
-                outcome = "done",
-                id,
-                uuid,
-                name,
-                action,
-                attempt,
-                ms,
-                next_uuid = next.map(|n| n.payload.uuid.as_str()),
-                next_queue = next.map(|n| n.queue.as_str()),
-                "job done"
-            )
-        }
-        (Outcome::Release { delay, reason }, _) => {
-            tracing::warn!(outcome = "released", id, uuid, name, action, attempt, ms, delay, reason = %reason, "job released")
-        }
-        (Outcome::Fail { exception }, _) => {
-            tracing::error!(outcome = "failed", id, uuid, name, action, attempt, ms, exception = %format_args!("{}: {}", exception.class, exception.message), "job failed")
-        }
-        (Outcome::HandBack { delay, reason }, _) => {
-            tracing::warn!(outcome = "handed_back", id, uuid, name, action, attempt, ms, delay, reason = %reason, "job handed back unchanged, no attempt used")
-        }
-        (Outcome::Handoff { to, reason }, _) => {
-            tracing::info!(outcome = "handed_off", id, uuid, name, action, attempt, ms, to = %to, reason, "job handed off")
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`lease`]: keeps a running job's reservation, and says when another worker took it back.
 //! - [`settle`]: carries an outcome out on Redis and failed_jobs without ever losing the job.
 //! - [`pause`]: the paused queues (the app's cache store) and the paused worker (SIGUSR2/SIGCONT).
+//! - [`outcome_log`]: the outcome line each job leaves in the log.
 //! - [`daemon`]: the loop, concurrency, idle waiting, stop conditions and drain.
 
 pub mod chain;
@@ -17,6 +18,7 @@ pub mod exceptions;
 pub mod job;
 pub mod lease;
 pub mod options;
+mod outcome_log;
 pub mod pause;
 pub mod permits;
 pub mod rules;

@@ -31,7 +31,7 @@
 use crate::actions::ledger::Ledger;
 use crate::actions::{ActionError, JobMeta};
 use crate::app::{AppData, OrderBundle, Row, FALLBACK_VENDOR};
-use crate::deferred::{DeferredJob, IdArg};
+use crate::deferred::DeferredJob;
 
 use super::options::{
     vendor_route, EmailOptions, MailRoute, MailSettings, OnMissingRecipient, Transport,
@@ -51,13 +51,6 @@ pub struct EmailAction {
 }
 
 /// The order id a job carries: an int, or a string/float holding a whole number.
-fn order_id(job: &DeferredJob) -> Option<i64> {
-    match job.id("order_id") {
-        IdArg::Id(id) => Some(id),
-        IdArg::Missing | IdArg::NotNumeric(_) => None,
-    }
-}
-
 fn permanent(message: impl Into<String>) -> ActionError {
     ActionError::Permanent {
         message: message.into(),
@@ -111,7 +104,7 @@ impl EmailAction {
 
     /// Runs one `email_notification` job.
     pub async fn run(&self, job: &DeferredJob, meta: JobMeta<'_>) -> Result<(), ActionError> {
-        let Some(id) = order_id(job) else {
+        let Some(id) = job.order_id() else {
             tracing::info!(
                 action = %job.action,
                 "order_id is not a numeric order id: no mail to send, completed as the app does"
@@ -332,27 +325,5 @@ impl EmailAction {
         } else {
             ActionError::Permanent { message }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::php::{Key, Value};
-
-    fn job(v: Value) -> DeferredJob {
-        DeferredJob {
-            action: "email_notification".into(),
-            data: Value::Array(vec![(Key::Str(b"order_id".to_vec()), v)]),
-        }
-    }
-
-    #[test]
-    fn order_ids_are_read_as_php_does() {
-        assert_eq!(order_id(&job(Value::Int(7))), Some(7));
-        assert_eq!(order_id(&job(Value::Str(b" 12 ".to_vec()))), Some(12));
-        assert_eq!(order_id(&job(Value::Str(b"3.0".to_vec()))), Some(3));
-        assert_eq!(order_id(&job(Value::Str(b"test_order_1".to_vec()))), None);
-        assert_eq!(order_id(&job(Value::Null)), None);
     }
 }

@@ -38,7 +38,7 @@ use anyhow::Context;
 use crate::actions::ledger::Ledger;
 use crate::actions::{ActionError, JobMeta};
 use crate::app::{AppData, OrderBundle};
-use crate::deferred::{DeferredJob, IdArg};
+use crate::deferred::DeferredJob;
 
 use super::breaker::{Admit, Breakers, Change, Sender, Verdict};
 use super::client::{self, CloudApi};
@@ -51,8 +51,6 @@ use super::options::{
 use super::phone;
 use super::ratelimit::Limiter;
 
-/// Meta's limit on a text body, in characters.
-const MAX_TEXT_CHARS: usize = 4096;
 /// Meta's pair rate limit lets about one message every 6 s reach the same user.
 const PAIR_SPACING: Duration = Duration::from_secs(6);
 
@@ -70,21 +68,6 @@ pub struct WhatsappAction {
     breakers: Breakers,
     /// The sender the breaker knows this action's API by (no API: none).
     sender: Option<Sender>,
-}
-
-/// The order id a job carries, as the app reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OrderId {
-    Numeric(i64),
-    /// Missing or not a number (`test_order_1`).
-    Other,
-}
-
-fn order_id(job: &DeferredJob) -> OrderId {
-    match job.id("order_id") {
-        IdArg::Id(id) => OrderId::Numeric(id),
-        IdArg::Missing | IdArg::NotNumeric(_) => OrderId::Other,
-    }
 }
 
 fn permanent(message: impl Into<String>) -> ActionError {
@@ -206,9 +189,9 @@ impl WhatsappAction {
 
     /// Runs one `whatsapp_notification` job.
     pub async fn run(&self, job: &DeferredJob, meta: JobMeta<'_>) -> Result<(), ActionError> {
-        let id = match order_id(job) {
-            OrderId::Numeric(id) => id,
-            OrderId::Other => {
+        let id = match job.order_id() {
+            Some(id) => id,
+            None => {
                 tracing::info!(
                     action = %job.action,
                     "order_id is not a numeric order id: nothing to send, completed as the app does"
@@ -533,7 +516,7 @@ impl WhatsappAction {
     fn body(&self, rows: &OrderRows<'_>, to: &str) -> serde_json::Value {
         match self.opts.message {
             MessageKind::Text => {
-                let text = truncate(message::vendor_message(rows, &self.ctx));
+                let text = client::truncate(message::vendor_message(rows, &self.ctx));
                 client::text_body(to, &text, self.opts.preview_url)
             }
             MessageKind::Template => {
@@ -558,63 +541,13 @@ impl WhatsappAction {
     }
 }
 
-/// Meta refuses text bodies over 4096 characters: keep 4093 and add `...`.
-fn truncate(text: String) -> String {
-    if text.chars().count() <= MAX_TEXT_CHARS {
-        return text;
-    }
-    let mut cut: String = text.chars().take(MAX_TEXT_CHARS - 3).collect();
-    cut.push_str("...");
-    cut
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::php::{Key, Value};
-
-    fn job(v: Value) -> DeferredJob {
-        DeferredJob {
-            action: "whatsapp_notification".into(),
-            data: Value::Array(vec![(Key::Str(b"order_id".to_vec()), v)]),
-        }
-    }
-
-    #[test]
-    fn order_ids_are_read_like_php() {
-        assert_eq!(order_id(&job(Value::Int(12))), OrderId::Numeric(12));
-        assert_eq!(
-            order_id(&job(Value::Str(b" 12 ".to_vec()))),
-            OrderId::Numeric(12)
-        );
-        assert_eq!(
-            order_id(&job(Value::Str(b"12.0".to_vec()))),
-            OrderId::Numeric(12)
-        );
-        assert_eq!(
-            order_id(&job(Value::Str(b"test_order_1".to_vec()))),
-            OrderId::Other
-        );
-        assert_eq!(order_id(&job(Value::Null)), OrderId::Other);
-        let empty = DeferredJob {
-            action: "whatsapp_notification".into(),
-            data: Value::Array(vec![]),
-        };
-        assert_eq!(order_id(&empty), OrderId::Other);
-    }
 
     #[test]
     fn the_action_can_be_shared_between_jobs() {
         fn shared<T: Send + Sync + 'static>() {}
         shared::<WhatsappAction>();
-    }
-
-    #[test]
-    fn long_texts_are_cut_on_characters() {
-        let text = "é".repeat(5000);
-        let cut = truncate(text);
-        assert_eq!(cut.chars().count(), 4096);
-        assert!(cut.ends_with("é..."));
-        assert_eq!(truncate("short".into()), "short");
     }
 }

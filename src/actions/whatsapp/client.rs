@@ -35,6 +35,19 @@ pub struct CloudApi {
     phone_number_id: String,
 }
 
+/// Meta's limit on a text body, in characters.
+const MAX_TEXT_CHARS: usize = 4096;
+
+/// Meta refuses text bodies over 4096 characters: keep 4093 and add `...`.
+pub fn truncate(text: String) -> String {
+    if text.chars().count() <= MAX_TEXT_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_TEXT_CHARS - 3).collect();
+    cut.push_str("...");
+    cut
+}
+
 /// The `text` message body.
 pub fn text_body(to: &str, body: &str, preview_url: bool) -> Json {
     json!({
@@ -197,5 +210,14 @@ mod tests {
             t["template"]["components"].to_string(),
             r#"[{"type":"body","parameters":[{"type":"text","text":"A"},{"type":"text","text":"B"}]}]"#
         );
+    }
+
+    #[test]
+    fn long_texts_are_cut_on_characters() {
+        let text = "é".repeat(5000);
+        let cut = truncate(text);
+        assert_eq!(cut.chars().count(), 4096);
+        assert!(cut.ends_with("é..."));
+        assert_eq!(truncate("short".into()), "short");
     }
 }
