@@ -32,6 +32,8 @@ async fn sign_in(b: &Browser, url: &str, token: &str) {
     b.goto(url).await;
     b.find("#token").await.type_text(token).await;
     b.find("#login").await.click().await;
+    // The sign-in answers with a redirect: wait for it to land before the next step navigates.
+    b.gone("#token").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

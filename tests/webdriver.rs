@@ -160,6 +160,32 @@ impl Browser {
         }
     }
 
+    /// Waits until no element matches `css` (a page being left: the next step must not race its
+    /// navigation); panics (with the page) when one still does after 5 s.
+    pub async fn gone(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .call(
+                    reqwest::Method::POST,
+                    "/elements",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            if found.as_array().is_some_and(|a| a.is_empty()) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{css:?} still on {}:\n{}",
+                    self.current_url().await,
+                    self.source().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The text of every element matching `css`.
     pub async fn texts(&self, css: &str) -> Vec<String> {
         let found = self
