@@ -189,18 +189,12 @@ impl AsyncFnPred for Gauge<'_> {
     }
 }
 
-struct Blocked<'a>(&'a Arc<Mutex<Stub>>, usize);
+/// At least `.1` probe lines in the log `.0` reads.
+struct Probes<F: Fn() -> String>(F, usize);
 
-impl AsyncFnPred for Blocked<'_> {
+impl<F: Fn() -> String> AsyncFnPred for Probes<F> {
     async fn check(&self) -> bool {
-        self.0
-            .lock()
-            .unwrap()
-            .seen
-            .iter()
-            .filter(|s| s.blocked)
-            .count()
-            >= self.1
+        (self.0)().matches("this message is the probe").count() >= self.1
     }
 }
 
@@ -292,11 +286,13 @@ async fn block_and_recover(code: i64, concurrency: usize, remedy: &str) {
         assert!(Instant::now() < deadline, "{}", monitor(&w));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Two probes, counted in the worker's log: counting blocked requests would also count the jobs
+    // that were in flight when the block began (up to `concurrency` of them, none a probe).
     until(
         30,
         "two probes during the block",
         || worker.log_text(),
-        Blocked(&state, 3),
+        Probes(|| worker.log_text(), 2),
     )
     .await;
     state.lock().unwrap().mode = Mode::Recovered;
