@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::app::AppDataError;
+use crate::app::{AppData, AppDataError, OrderBundle};
 
 /// What the worker should do about an action that did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +22,28 @@ pub enum ActionError {
     /// paced): put it back exactly as it was, due in `after`, without consuming an attempt.
     #[error("{message}")]
     HandBack { message: String, after: Duration },
+}
+
+/// [`ActionError::Permanent`] with `message`.
+pub fn permanent(message: impl Into<String>) -> ActionError {
+    ActionError::Permanent {
+        message: message.into(),
+    }
+}
+
+/// The app's database and the order `id` an order action (WhatsApp, e-mail) is about; a permanent
+/// failure when no database is configured or the order does not exist, as the app's `Order::find`
+/// would end.
+pub async fn order_of(
+    app: Option<&AppData>,
+    id: i64,
+) -> Result<(&AppData, OrderBundle), ActionError> {
+    let app = app.ok_or_else(|| permanent("no app database configured (DB_*)"))?;
+    let bundle = app
+        .order(id)
+        .await?
+        .ok_or_else(|| permanent(format!("Order {id} not found")))?;
+    Ok((app, bundle))
 }
 
 /// Facts about the job an action may log; never the payload itself.

@@ -22,7 +22,7 @@ mod log;
 mod plan;
 pub mod whatsapp;
 
-pub use error::{ActionError, JobMeta};
+pub use error::{order_of, permanent, ActionError, JobMeta};
 pub use handler::{Actions, Deps, Handler};
 pub use kind::{app_default, ActionKind, APP_ACTIONS};
 pub use plan::{Origin, Plan};

@@ -29,7 +29,7 @@
 //! debug.
 
 use crate::actions::ledger::Ledger;
-use crate::actions::{ActionError, JobMeta};
+use crate::actions::{order_of, permanent, ActionError, JobMeta};
 use crate::app::{AppData, OrderBundle, Row, FALLBACK_VENDOR};
 use crate::deferred::DeferredJob;
 
@@ -48,13 +48,6 @@ pub struct EmailAction {
     mailer: Mailer,
     app: Option<AppData>,
     ledger: Option<Ledger>,
-}
-
-/// The order id a job carries: an int, or a string/float holding a whole number.
-fn permanent(message: impl Into<String>) -> ActionError {
-    ActionError::Permanent {
-        message: message.into(),
-    }
 }
 
 /// One mail that did not go out.
@@ -112,14 +105,7 @@ impl EmailAction {
             tracing::debug!(order_id = ?job.get("order_id"), "non-numeric order_id");
             return Ok(());
         };
-        let app = self
-            .app
-            .as_ref()
-            .ok_or_else(|| permanent("no app database configured (DB_*)"))?;
-        let bundle = app
-            .order(id)
-            .await?
-            .ok_or_else(|| permanent(format!("Order {id} not found")))?;
+        let (app, bundle) = order_of(self.app.as_ref(), id).await?;
         let customer = self.customer_row(app, &bundle).await?;
         let invoice = invoice(
             &bundle,

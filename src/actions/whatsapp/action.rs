@@ -36,7 +36,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::actions::ledger::Ledger;
-use crate::actions::{ActionError, JobMeta};
+use crate::actions::{order_of, permanent, ActionError, JobMeta};
 use crate::app::{AppData, OrderBundle};
 use crate::deferred::DeferredJob;
 
@@ -68,12 +68,6 @@ pub struct WhatsappAction {
     breakers: Breakers,
     /// The sender the breaker knows this action's API by (no API: none).
     sender: Option<Sender>,
-}
-
-fn permanent(message: impl Into<String>) -> ActionError {
-    ActionError::Permanent {
-        message: message.into(),
-    }
 }
 
 impl WhatsappAction {
@@ -233,14 +227,7 @@ impl WhatsappAction {
                 return Err(self.held(code, after));
             }
         }
-        let app = self
-            .app
-            .as_ref()
-            .ok_or_else(|| permanent("no app database configured (DB_*)"))?;
-        let bundle = app
-            .order(id)
-            .await?
-            .ok_or_else(|| permanent(format!("Order {id} not found")))?;
+        let (app, bundle) = order_of(self.app.as_ref(), id).await?;
         let payment_name = self.payment_name(app, &bundle).await?;
         let rows = OrderRows {
             order: &bundle.order,
