@@ -150,11 +150,7 @@ impl Browser {
                 };
             }
             if Instant::now() > deadline {
-                panic!(
-                    "no element {css:?} on {}:\n{}",
-                    self.current_url().await,
-                    self.source().await
-                );
+                self.fail(&format!("no element {css:?}")).await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -164,30 +160,16 @@ impl Browser {
     /// navigation); panics (with the page) when one still does after 5 s.
     pub async fn gone(&self, css: &str) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let found = self
-                .call(
-                    reqwest::Method::POST,
-                    "/elements",
-                    Some(json!({"using": "css selector", "value": css})),
-                )
-                .await;
-            if found.as_array().is_some_and(|a| a.is_empty()) {
-                return;
-            }
+        while !self.elements(css).await.is_empty() {
             if Instant::now() > deadline {
-                panic!(
-                    "{css:?} still on {}:\n{}",
-                    self.current_url().await,
-                    self.source().await
-                );
+                self.fail(&format!("{css:?} still")).await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// The text of every element matching `css`.
-    pub async fn texts(&self, css: &str) -> Vec<String> {
+    /// The ids of every element matching `css`, now.
+    async fn elements(&self, css: &str) -> Vec<String> {
         let found = self
             .call(
                 reqwest::Method::POST,
@@ -195,9 +177,27 @@ impl Browser {
                 Some(json!({"using": "css selector", "value": css})),
             )
             .await;
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e[ELEMENT].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Panics with `what`, the page's address and its source.
+    async fn fail(&self, what: &str) -> ! {
+        panic!(
+            "{what} on {}:\n{}",
+            self.current_url().await,
+            self.source().await
+        );
+    }
+
+    /// The text of every element matching `css`.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for e in found.as_array().cloned().unwrap_or_default() {
-            let id = e[ELEMENT].as_str().unwrap_or_default().to_owned();
+        for id in self.elements(css).await {
             out.push(Element { browser: self, id }.text().await);
         }
         out
