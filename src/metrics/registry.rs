@@ -205,11 +205,15 @@ impl Metrics {
         } else {
             (OTHER, OTHER)
         };
-        let series = jobs
-            .entry(queue.to_owned())
-            .or_default()
-            .entry(action.to_owned())
-            .or_default();
+        // Names are copied only for a new series, not for every job.
+        let by_action = match jobs.get_mut(queue) {
+            Some(by_action) => by_action,
+            None => jobs.entry(queue.to_owned()).or_default(),
+        };
+        let series = match by_action.get_mut(action) {
+            Some(series) => series,
+            None => by_action.entry(action.to_owned()).or_default(),
+        };
         series.outcomes[outcome.index()] += 1;
         series.run_time.observe(secs);
     }
