@@ -14,10 +14,11 @@ machine's Redis neither slow the drains nor blur the Redis figures. Each of --ru
                  text), stderr to a file.
     quiet        PHP runs a job that returns at once (HARNESS_RETURN_AT_ONCE), console to /dev/null;
                  defer-worker with logging off (DEFER_WORKER_LOG=off).
-  redis    the Redis-bound limit for what the worker really sends per job (its batched pop script, a
-           ZREM per job, the migrate scripts): the Redis server's own CPU time (INFO cpu) over each
-           defer-worker drain gives CPU s per job, and 1 / that is the jobs/s one Redis core allows.
-           Printed per run with the share the quiet drain reached.
+  redis    the Redis-bound limit for what the worker really sends per job: the same drain by
+           examples/redis_limit.rs, which makes the worker's own library calls (its batched pop script,
+           the migrate scripts, a ZREM per job, same concurrency) and nothing else. Printed per run with
+           the share of it the quiet drain reached, and how busy Redis was in both (its own CPU time,
+           INFO cpu, over the wall time).
 Then once:
   latency  pickup latency of an idle worker: RPUSH (as Laravel's push script does it) -> the job starts;
            p50/p99 over --samples pushes spaced 20 ms apart. PHP with its default --sleep=3.
@@ -27,8 +28,9 @@ Then once:
            1 / 0.1 s = 10 jobs/s there; that bound is printed, not measured.
 
 --soak SECONDS (not for CI) instead pushes jobs at a steady --rate for that long to one defer-worker
-(JSON log at info) and every 30 s samples its RSS and the p50/p99 pickup latency of the jobs it started
-in that window: a table, and target/soak.png when matplotlib is installed.
+(JSON log at info), from a process of its own about every millisecond, and every 30 s samples the
+worker's RSS and the p50/p99 pickup latency (its start - the time the push was sent) of the jobs it
+started in that window: a table, and target/soak.png when matplotlib is installed.
 
 Only the standard library: Redis is spoken to with a minimal RESP client.
 """
@@ -36,6 +38,7 @@ Only the standard library: Redis is spoken to with a minimal RESP client.
 import argparse
 import calendar
 import json
+import multiprocessing
 import os
 import re
 import shlex
@@ -51,6 +54,7 @@ import uuid
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ARTISAN = os.path.join(REPO, "fixtures", "laravel", "artisan")
 BIN = os.environ.get("DEFER_WORKER_BIN") or os.path.join(REPO, "target", "release", "defer-worker")
+LIMIT_BIN = os.path.join(REPO, "target", "release", "examples", "redis_limit")
 HOT_SYMBOLS = os.path.join(REPO, "link", "hot-symbols.txt")
 # A command put before defer-worker's (scripts/hot-symbols.sh runs it under callgrind this way).
 WRAP = shlex.split(os.environ.get("DEFER_WORKER_WRAP", ""))
@@ -265,7 +269,24 @@ def drain(args, env, storage, seed, who, pair):
     if left:
         raise SystemExit(f"{who} ({pair}) left {left} jobs")
     return {"jobs_s": args.jobs / wall, "cpu_ms_job": cpu * 1000 / args.jobs, "rss_mb": rss / 1024, "wall": wall,
-            "redis_limit": args.jobs / redis_cpu if redis_cpu > 0 else float("inf")}
+            "redis_busy": redis_cpu / wall}
+
+
+def redis_limit(args, env, storage, seed):
+    """The Redis-bound limit: the same drain by examples/redis_limit.rs, which sends what the worker
+    sends per job (its batched pop script, the migrate scripts, a ZREM per job, through the same library
+    calls and with the same concurrency) and does nothing else."""
+    r = Redis()
+    prefix = env["REDIS_PREFIX"]
+    clear(r, prefix, "bench")
+    fill(r, prefix, "bench", seed, args.jobs)
+    cpu_before = r.cpu_seconds()
+    wall, cpu, _ = timed([LIMIT_BIN, "bench", str(args.concurrency)], env, storage, None)
+    redis_cpu = r.cpu_seconds() - cpu_before
+    left = r.call("LLEN", prefix + "queues:bench") + r.call("ZCARD", prefix + "queues:bench:reserved")
+    if left:
+        raise SystemExit(f"redis_limit left {left} jobs")
+    return {"jobs_s": args.jobs / wall, "cpu_ms_job": cpu * 1000 / args.jobs, "redis_busy": redis_cpu / wall}
 
 
 def latency(args, env, storage, seed, who):
@@ -427,6 +448,32 @@ def pair_table(rows, pair, args):
         print(f"| peak RSS, MB | - | {ours_rss:.1f} | - |")
 
 
+def push_steadily(port, key, seed, rate, seconds, out):
+    """The soak's pusher, a process of its own so that reading the log never holds a push back: about
+    every millisecond it pushes the jobs due by then (RPUSH payload, RPUSH notify, as Laravel's push
+    script) and sends `out` their uuids with the time taken just before the send, then None at the end."""
+    r = Redis(port=port)
+    original = json.loads(seed)["uuid"].encode()
+    start = time.time()
+    sent = 0
+    while True:
+        now = time.time()
+        due = int((min(now, start + seconds) - start) * rate) - sent
+        if due > 0:
+            ids = [str(uuid.uuid4()) for _ in range(due)]
+            cmds = []
+            for u in ids:
+                cmds += [("RPUSH", key, seed.replace(original, u.encode())), ("RPUSH", key + ":notify", 1)]
+            at = time.time()
+            r.pipeline(cmds)
+            out.send((ids, at))
+            sent += due
+        if now >= start + seconds:
+            break
+        time.sleep(0.001)
+    out.send(None)
+
+
 def soak(args, env, storage, seed):
     """Steady pushes at --rate for --soak s; RSS and pickup p50/p99 every 30 s."""
     r = Redis()
@@ -441,28 +488,45 @@ def soak(args, env, storage, seed):
                   f"--concurrency={args.concurrency}", "--failed-db", os.path.join(storage, "failed.sqlite")]
     proc = subprocess.Popen(cmd, env=dict(env, DEFER_WORKER_LOG="info"), cwd=storage,
                             stdout=subprocess.DEVNULL, stderr=log)
-    original = json.loads(seed)["uuid"].encode()
-    key = prefix + "queues:soak"
-    pushed, rows, window = {}, [], []
+    mp = multiprocessing.get_context("fork")
+    receive, send = mp.Pipe(duplex=False)
+    pusher = mp.Process(target=push_steadily,
+                        args=(REDIS_PORT, prefix + "queues:soak", seed, args.rate, args.soak, send))
+    # A job's pickup = its start (the done line's time - its ms) - the time its push was sent. The done
+    # line can be read before the pusher's message about it: whichever comes second completes the pair.
+    pushed, begun, rows, window = {}, {}, [], []
+
+    def pair(u, push_at=None, start_at=None):
+        if push_at is None:
+            push_at = pushed.pop(u, None)
+        if start_at is None:
+            start_at = begun.pop(u, None)
+        if push_at is not None and start_at is not None:
+            window.append((start_at - push_at) * 1000)
+        elif push_at is not None:
+            pushed[u] = push_at
+        else:
+            begun[u] = start_at
+
     reader, pending = open(log_path), ""
     start = time.time()
-    end_at, next_sample = start + args.soak, start + 30
+    pusher.start()
+    next_sample = start + 30
     sent = started = 0
+    pushing = True
     print(f"soak: {args.rate} jobs/s for {args.soak} s, concurrency {args.concurrency}")
     print("| t, s | pushed | started | RSS, MB | pickup p50, ms | pickup p99, ms |")
     print("| --- | --- | --- | --- | --- | --- |")
     while True:
-        now = time.time()
-        due = int((min(now, end_at) - start) * args.rate) - sent
-        if due > 0:
-            cmds = []
-            for _ in range(due):
-                u = str(uuid.uuid4())
-                cmds.append(("RPUSH", key, seed.replace(original, u.encode())))
-                cmds.append(("RPUSH", key + ":notify", 1))
-                pushed[u] = now
-            r.pipeline(cmds)
-            sent += due
+        while pushing and receive.poll():
+            msg = receive.recv()
+            if msg is None:
+                pushing = False
+                break
+            ids, at = msg
+            sent += len(ids)
+            for u in ids:
+                pair(u, push_at=at)
         lines = (pending + reader.read()).split("\n")
         pending = lines.pop()  # a line not yet written to its end
         for line in lines:
@@ -470,12 +534,13 @@ def soak(args, env, storage, seed):
                 doc = json.loads(line)
             except ValueError:
                 continue
-            if doc.get("outcome") != "done" or doc.get("uuid") not in pushed:
+            if doc.get("outcome") != "done" or "uuid" not in doc:
                 continue
             base, frac = doc["timestamp"].rstrip("Z").split(".")
             end = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + float("0." + frac)
-            window.append((end - doc["ms"] / 1000.0 - pushed.pop(doc["uuid"])) * 1000)
-        last = now >= end_at
+            pair(doc["uuid"], start_at=end - doc["ms"] / 1000.0)
+        now = time.time()
+        last = not pushing
         if now >= next_sample or last:
             started += len(window)
             lat = sorted(window)
@@ -487,6 +552,7 @@ def soak(args, env, storage, seed):
             if last:
                 break
         time.sleep(0.01)
+    pusher.join()
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
@@ -568,12 +634,13 @@ def run(args, storage):
               f"CPU {median(runs, 'cpu_ms_job'):.3f} ms/job)")
         return
     rows = {(who, pair): [] for who in ("php", "ours") for pair in PAIRS}
-    io_runs = []
+    io_runs, limits = [], []
     for i in range(args.runs):
         for pair in PAIRS:
             if not args.skip_php:
                 rows[("php", pair)].append(drain(args, env, storage, seed, "php", pair))
             rows[("ours", pair)].append(drain(args, env, storage, seed, "ours", pair))
+        limits.append(redis_limit(args, env, storage, seed))
         if args.io_jobs:
             io_runs.append(io_bound(args, env, storage))
         line = []
@@ -582,9 +649,10 @@ def run(args, storage):
             line.append(f"{pair}: " + (f"php {php[-1]['jobs_s']:.0f}, " if php else "")
                         + f"ours {ours['jobs_s']:.0f} jobs/s ({ours['cpu_ms_job']:.4f} ms CPU/job,"
                         f" RSS {ours['rss_mb']:.1f} MB)")
-        quiet = rows[("ours", "quiet")][-1]
-        line.append(f"Redis-bound limit {quiet['redis_limit']:.0f} jobs/s, quiet drain at"
-                    f" {100 * quiet['jobs_s'] / quiet['redis_limit']:.0f}%")
+        quiet, limit = rows[("ours", "quiet")][-1], limits[-1]
+        line.append(f"Redis-bound limit {limit['jobs_s']:.0f} jobs/s (Redis busy {100 * limit['redis_busy']:.0f}%),"
+                    f" quiet drain at {100 * quiet['jobs_s'] / limit['jobs_s']:.0f}% of it"
+                    f" (Redis busy {100 * quiet['redis_busy']:.0f}%)")
         if io_runs:
             line.append(f"whatsapp io {io_runs[-1]['jobs_s']:.0f} jobs/s")
         print(f"run {i + 1}: " + "; ".join(line), flush=True)
@@ -594,11 +662,12 @@ def run(args, storage):
     for pair in PAIRS:
         pair_table(rows, pair, args)
     quiet = rows[("ours", "quiet")]
-    limit, ours_js = median(quiet, "redis_limit"), median(quiet, "jobs_s")
+    shares = [q["jobs_s"] / lim["jobs_s"] for q, lim in zip(quiet, limits)]
     print(f"\n| other measures (median of {args.runs}) | PHP queue:work | defer-worker | ratio |")
     print("| --- | --- | --- | --- |")
-    print(f"| Redis-bound limit (the worker's own pop/delete/migrate, Redis CPU s per job), jobs/s | "
-          f"| {limit:.0f} | quiet drain at {100 * ours_js / limit:.0f}% |")
+    print(f"| Redis-bound limit (examples/redis_limit.rs: the worker's pop/migrate/delete only), jobs/s | "
+          f"| {median(limits, 'jobs_s'):.0f} | quiet drain at {100 * min(shares):.0f}-{100 * max(shares):.0f}%"
+          f" of it, run by run |")
     php_lat = f"{lat_php['p50_ms']:.1f} / {lat_php['p99_ms']:.1f}" if lat_php else "-"
     print(f"| pickup latency p50 / p99, ms | {php_lat} | {lat_ours['p50_ms']:.2f} / {lat_ours['p99_ms']:.2f} | |")
     if io_runs:
