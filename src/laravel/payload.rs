@@ -85,27 +85,77 @@ pub struct Data {
 }
 
 impl<'de> Deserialize<'de> for Data {
+    /// Read in place (no JSON tree of `data` is built): the three known keys of an object, each as
+    /// `lenient_string` takes it, the last one winning when a key is given twice (as PHP's
+    /// `json_decode`); any other key is skipped, and `data` that is not an object gives no field.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Obj {
-            #[serde(default, deserialize_with = "lenient_string")]
-            command_name: Option<String>,
-            #[serde(default, deserialize_with = "lenient_string")]
-            command: Option<String>,
-            #[serde(default, deserialize_with = "lenient_string")]
-            batch_id: Option<String>,
+        #[serde(field_identifier, rename_all = "camelCase")]
+        enum Key {
+            CommandName,
+            Command,
+            BatchId,
+            #[serde(other)]
+            Other,
         }
-        let v = serde_json::Value::deserialize(d)?;
-        if !v.is_object() {
-            return Ok(Data::default());
+        #[derive(Deserialize)]
+        struct Lenient(#[serde(deserialize_with = "lenient_string")] Option<String>);
+
+        struct DataVisitor;
+        impl<'de> de::Visitor<'de> for DataVisitor {
+            type Value = Data;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the job's data")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
+                let mut data = Data::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    let field = match key {
+                        Key::CommandName => &mut data.command_name,
+                        Key::Command => &mut data.command,
+                        Key::BatchId => &mut data.batch_id,
+                        Key::Other => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *field = map.next_value::<Lenient>()?.0;
+                }
+                Ok(data)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Data, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Data::default())
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Data, E> {
+                Ok(Data::default())
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Data, E> {
+                Ok(Data::default())
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Data, E> {
+                Ok(Data::default())
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Data, E> {
+                Ok(Data::default())
+            }
+
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Data, E> {
+                Ok(Data::default())
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Data, E> {
+                Ok(Data::default())
+            }
         }
-        let o: Obj = serde_json::from_value(v).map_err(de::Error::custom)?;
-        Ok(Data {
-            command_name: o.command_name,
-            command: o.command,
-            batch_id: o.batch_id,
-        })
+        d.deserialize_any(DataVisitor)
     }
 }
 
@@ -373,6 +423,37 @@ mod tests {
             .command(&Encrypter::none(), &php::Limits::default())
             .unwrap_err();
         assert!(e.to_string().contains("no data.command"), "{e}");
+    }
+
+    #[test]
+    fn data_is_read_in_place_with_every_form_it_can_take() {
+        let data = |json: &str| {
+            let p =
+                Payload::parse(format!(r#"{{"attempts":0,"data":{json}}}"#).as_bytes()).unwrap();
+            let d = p.envelope().data.clone().unwrap_or_default();
+            (d.command_name, d.command, d.batch_id)
+        };
+        let s = |v: &str| Some(v.to_owned());
+        // Unknown keys (nested or not) are skipped; numbers are read as strings; escapes are undone.
+        assert_eq!(
+            data(
+                r#"{"x":{"y":[1,{"z":null}]},"commandName":"A\\B","command":"O:1:\"x\":0:{}","batchId":7}"#
+            ),
+            (s("A\\B"), s("O:1:\"x\":0:{}"), s("7"))
+        );
+        // Other types give no field; so does data that is not an object.
+        assert_eq!(
+            data(r#"{"command":true,"commandName":[1]}"#),
+            (None, None, None)
+        );
+        for other in [r#""""#, "[1,[2]]", "3", "-1.5", "null", "false"] {
+            assert_eq!(data(other), (None, None, None), "{other}");
+        }
+        // A key given twice: the last one, as PHP's json_decode (the payload takes the tree path).
+        assert_eq!(
+            data(r#"{"command":"first","command":"last"}"#),
+            (None, s("last"), None)
+        );
     }
 
     #[test]
