@@ -50,6 +50,19 @@ impl ConsoleProc {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The log once `ready` holds for it (lines reach the file from the writer's own thread, a few
+    /// milliseconds after the request that logged them has been answered), or as it is after 10 s.
+    pub fn log_once(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log_text();
+            if ready(&log) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for ConsoleProc {
@@ -380,19 +393,20 @@ async fn api_shows_what_redis_and_failed_jobs_hold_and_retries_a_job_that_then_r
     assert_eq!(status, StatusCode::NOT_FOUND, "only the console's queues");
 
     // Every action is logged with who did it, and no token reaches the log.
-    let log = c.log_text();
-    for action in [
+    let actions = [
         "\"retry\"",
         "\"forget\"",
         "\"pause\"",
         "\"resume\"",
         "\"reveal\"",
-    ] {
-        assert!(
-            log.lines()
-                .any(|l| l.contains("\"who\":\"admin\"") && l.contains(action)),
-            "{action} not logged:\n{log}"
-        );
+    ];
+    let logged = |log: &str, action: &str| {
+        log.lines()
+            .any(|l| l.contains("\"who\":\"admin\"") && l.contains(action))
+    };
+    let log = c.log_once(|log| actions.iter().all(|a| logged(log, a)));
+    for action in actions {
+        assert!(logged(&log, action), "{action} not logged:\n{log}");
     }
     assert!(
         !log.contains(ADMIN) && !log.contains(READ) && !log.contains("9876543210"),
@@ -622,6 +636,11 @@ async fn without_a_token_the_console_is_loopback_only() {
             .status(),
         StatusCode::NOT_FOUND
     );
+    // Logged at start, through the writer's own thread: give it a moment to reach the file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !worker.log_text().contains("console is not served") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         worker.log_text().contains("console is not served"),
         "{}",
