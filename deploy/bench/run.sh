@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v php >/dev/null || { echo "bench: php not found (run .ci/run once, or apt-get install php-cli php-laravel-framework php-redis php-sqlite3)"; exit 1; }
 command -v redis-server >/dev/null || { echo "bench: redis-server not found (apt-get install redis-server)"; exit 1; }
-cargo build --release --locked --quiet --bin defer-worker --example redis_limit
+# Two builds, the example first: an example compiles the crate with its dev-dependencies' features, so
+# built together the worker would be another binary than the one shipped (and miss link/hot-symbols.txt).
+cargo build --release --locked --quiet --example redis_limit
+cargo build --release --locked --quiet --bin defer-worker
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(php -r 'echo "PHP ".PHP_VERSION;'), Laravel $(dpkg-query -W -f='${Version}' php-laravel-framework 2>/dev/null || echo '?'), $(redis-server --version | awk '{print $3}')"
 exec python3 deploy/bench/bench.py "$@"
