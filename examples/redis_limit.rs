@@ -1,8 +1,8 @@
 //! The Redis-bound limit of the benchmark (`deploy/bench/bench.py`): drains a Redis queue sending
 //! exactly what `defer-worker work` sends per job, through the same library calls, and nothing else:
-//! the batched pop script for every free slot (at most 32 per round trip), the migrate scripts every
-//! 500 ms and before an empty look, and one delete (`ZREM`) per job from a task of its own, with up to
-//! `--concurrency` jobs held at once. No payload is decoded, no action runs, nothing is logged or
+//! the batched pop script for every free slot (at most `POP_BATCH` per round trip), the migrate scripts
+//! every `MIGRATE_EVERY` and before an empty look (the worker's own constants, `worker::daemon`), and one
+//! delete (`ZREM`) per job from a task of its own, with up to the given concurrency held at once. No payload is decoded, no action runs, nothing is logged or
 //! counted, so the jobs/s it reaches is what Redis and the client library allow on this machine.
 //!
 //!   cargo run --release --example redis_limit -- bench 64
@@ -12,18 +12,16 @@
 //! Stops when the queue is empty and no job is held; prints the jobs drained.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use defer_worker::laravel::queue::Queue;
 use defer_worker::laravel::redis_config::RedisConfig;
 use defer_worker::laravel::redis_queue::RedisQueue;
+use defer_worker::worker::daemon::{MIGRATE_EVERY, MIGRATE_LIMIT, POP_BATCH};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-/// The worker's own figures (`src/worker/daemon.rs`): batch, migrate period and batch, reservation.
-const POP_BATCH: usize = 32;
-const MIGRATE_EVERY: Duration = Duration::from_millis(500);
-const MIGRATE_LIMIT: i64 = 1000;
+/// Laravel's default `retry_after` for the Redis connection, as the worker uses it.
 const RETRY_AFTER: u64 = 90;
 
 #[tokio::main]

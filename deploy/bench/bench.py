@@ -232,11 +232,7 @@ PAIRS = ("deployed", "quiet")
 
 
 def drain(args, env, storage, seed, who, pair):
-    """One drain of --jobs jobs by `who` set up as `pair` says; with the Redis CPU time it took."""
-    r = Redis()
-    prefix = env["REDIS_PREFIX"]
-    clear(r, prefix, "bench")
-    fill(r, prefix, "bench", seed, args.jobs)
+    """One drain of --jobs jobs by `who` set up as `pair` says."""
     logs = os.path.join(storage, "logs")
     os.makedirs(logs, exist_ok=True)
     if who == "php":
@@ -262,31 +258,32 @@ def drain(args, env, storage, seed, who, pair):
         else:
             penv["DEFER_WORKER_LOG"] = "off"
             out = None
-    cpu_before = r.cpu_seconds()
-    wall, cpu, rss = timed(cmd, penv, cwd, out)
-    redis_cpu = r.cpu_seconds() - cpu_before
-    left = r.call("LLEN", prefix + "queues:bench") + r.call("ZCARD", prefix + "queues:bench:reserved")
-    if left:
-        raise SystemExit(f"{who} ({pair}) left {left} jobs")
-    return {"jobs_s": args.jobs / wall, "cpu_ms_job": cpu * 1000 / args.jobs, "rss_mb": rss / 1024, "wall": wall,
-            "redis_busy": redis_cpu / wall}
+    return timed_drain(args, env, seed, f"{who} ({pair})", cmd, penv, cwd, out)
 
 
 def redis_limit(args, env, storage, seed):
     """The Redis-bound limit: the same drain by examples/redis_limit.rs, which sends what the worker
     sends per job (its batched pop script, the migrate scripts, a ZREM per job, through the same library
     calls and with the same concurrency) and does nothing else."""
+    return timed_drain(args, env, seed, "redis_limit", [LIMIT_BIN, "bench", str(args.concurrency)], env,
+                       storage, None)
+
+
+def timed_drain(args, env, seed, who, cmd, penv, cwd, out):
+    """Fills the bench queue with --jobs jobs and runs `cmd` until it has drained them: jobs/s, CPU ms per
+    job, peak RSS, and how busy Redis was meanwhile (its own CPU time over the wall time)."""
     r = Redis()
     prefix = env["REDIS_PREFIX"]
     clear(r, prefix, "bench")
     fill(r, prefix, "bench", seed, args.jobs)
     cpu_before = r.cpu_seconds()
-    wall, cpu, _ = timed([LIMIT_BIN, "bench", str(args.concurrency)], env, storage, None)
+    wall, cpu, rss = timed(cmd, penv, cwd, out)
     redis_cpu = r.cpu_seconds() - cpu_before
     left = r.call("LLEN", prefix + "queues:bench") + r.call("ZCARD", prefix + "queues:bench:reserved")
     if left:
-        raise SystemExit(f"redis_limit left {left} jobs")
-    return {"jobs_s": args.jobs / wall, "cpu_ms_job": cpu * 1000 / args.jobs, "redis_busy": redis_cpu / wall}
+        raise SystemExit(f"{who} left {left} jobs")
+    return {"jobs_s": args.jobs / wall, "cpu_ms_job": cpu * 1000 / args.jobs, "rss_mb": rss / 1024, "wall": wall,
+            "redis_busy": redis_cpu / wall}
 
 
 def latency(args, env, storage, seed, who):

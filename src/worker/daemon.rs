@@ -30,16 +30,16 @@ use super::pause::{self, Pauses};
 use super::settle::{Settled, Settler};
 
 /// How often due `:delayed` and expired `:reserved` jobs are moved back while the worker is busy.
-const MIGRATE_EVERY: Duration = Duration::from_millis(500);
+pub const MIGRATE_EVERY: Duration = Duration::from_millis(500);
 /// The longest an idle worker blocks before looking for due delayed jobs again.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Laravel's migration batch is unlimited by default; we move at most this many per queue per pass.
-const MIGRATE_LIMIT: i64 = 1000;
+pub const MIGRATE_LIMIT: i64 = 1000;
 /// How often the restart signal is read (PHP reads it once per job; this bounds the cost at high rates
 /// and still stops the worker within a second of `queue:restart`).
 const RESTART_CHECK: Duration = Duration::from_millis(400);
 /// Most jobs reserved in one round trip when several slots are free.
-const POP_BATCH: usize = 32;
+pub const POP_BATCH: usize = 32;
 /// First and longest wait after the queue failed to migrate or pop; an error a retry cannot fix
 /// waits the longest at once.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
