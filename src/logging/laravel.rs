@@ -27,6 +27,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use super::clock::Stamp;
+use super::fields::Val;
 use crate::php::{json_encode, json_string, Unicode};
 
 /// Keys of the job lines; an ordinary event's field of the same name is written with a `_` suffix.
@@ -92,56 +94,20 @@ impl Visit for JobSpan {
     }
 }
 
-/// One field's value.
-#[derive(Debug)]
-enum Val {
-    Str(String),
-    Int(i64),
-    Uint(u64),
-    Float(f64),
-    Bool(bool),
-}
-
-impl Val {
-    fn as_str(&self) -> Option<&str> {
-        match self {
-            Val::Str(s) => Some(s),
-            _ => None,
+/// A value as `json_encode` writes it.
+fn write_val(value: &Val, out: &mut String) {
+    match value {
+        Val::Str(s) | Val::Shown(s) => json_string(out, s, Unicode::Escaped),
+        Val::Int(i) => {
+            let _ = write!(out, "{i}");
         }
-    }
-
-    fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Val::Int(i) => Some(i),
-            Val::Uint(u) => i64::try_from(u).ok(),
-            _ => None,
+        Val::Uint(u) => {
+            let _ = write!(out, "{u}");
         }
-    }
-
-    fn as_f64(&self) -> Option<f64> {
-        match *self {
-            Val::Float(f) => Some(f),
-            Val::Int(i) => Some(i as f64),
-            Val::Uint(u) => Some(u as f64),
-            _ => None,
-        }
-    }
-
-    /// As `json_encode` writes it.
-    fn write(&self, out: &mut String) {
-        match self {
-            Val::Str(s) => json_string(out, s, Unicode::Escaped),
-            Val::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Val::Uint(u) => {
-                let _ = write!(out, "{u}");
-            }
-            Val::Float(f) if f.is_finite() => out.push_str(&json_encode(&serde_json::json!(f))),
-            // json_encode fails on INF/NAN; a string keeps the line readable.
-            Val::Float(f) => json_string(out, &f.to_string(), Unicode::Escaped),
-            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        }
+        Val::Float(f) if f.is_finite() => out.push_str(&json_encode(&serde_json::json!(f))),
+        // json_encode fails on INF/NAN; a string keeps the line readable.
+        Val::Float(f) => json_string(out, &f.to_string(), Unicode::Escaped),
+        Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
     }
 }
 
@@ -182,19 +148,15 @@ impl Visit for Fields {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
         } else {
-            self.list
-                .push((field.name(), Val::Str(format!("{value:?}"))));
+            self.list.push((field.name(), Val::shown(value)));
         }
     }
 }
 
 /// `Y-m-d\TH:i:s.uP` in UTC.
 fn timestamp(out: &mut String) {
-    let _ = write!(
-        out,
-        "{}",
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
-    );
+    out.push_str(Stamp::now().as_str());
+    out.push_str("+00:00");
 }
 
 /// Appends `,"key":` (or `{"key":` for the first key).
@@ -263,7 +225,7 @@ fn job_line(out: &mut String, outcome: &str, fields: &Fields, span: Option<&JobS
     if let Some(ms) = fields.get("ms").and_then(Val::as_f64) {
         key(out, "duration");
         // round(…, 6) of seconds.
-        Val::Float((ms * 1000.0).round() / 1_000_000.0).write(out);
+        write_val(&Val::Float((ms * 1000.0).round() / 1_000_000.0), out);
     }
     out.push_str("}\n");
 }
@@ -285,7 +247,7 @@ fn other_line(out: &mut String, level: &Level, fields: &Fields, span: Option<&Jo
         } else {
             key(out, name);
         }
-        value.write(out);
+        write_val(value, out);
     }
     if let Some(span) = span {
         put_str(out, "uuid", &span.uuid);
@@ -343,35 +305,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-    use tracing_subscriber::layer::SubscriberExt;
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'a self) -> Capture {
-            self.clone()
-        }
-    }
 
     fn lines(f: impl FnOnce()) -> Vec<String> {
-        let capture = Capture::default();
-        let subscriber = tracing_subscriber::registry().with(LaravelLayer::new(capture.clone()));
-        tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(String::from).collect()
+        super::super::capture::lines(LaravelLayer::new, f)
     }
 
     /// The line without its timestamp (checked apart), and the timestamp.

@@ -4,17 +4,24 @@
 //!
 //! - `writer`: the non-blocking writer: a bounded buffer drained by its own thread, dropped lines
 //!   counted and reported, everything written out at exit.
+//! - `lines`: `--log-format text` and `json`, tracing's two formats written by a layer of our own:
+//!   `text` coloured only when stderr is a terminal and `NO_COLOR` is not set (no-color.org), `json`
+//!   one object per line with the event's fields at the top and the job span's under `span`.
 //! - `laravel`: `--log-format laravel`, the lines of Laravel 11.27+'s `queue:work --json`.
+//! - `fields`: span fields kept as values until a line shows them; `clock`: the lines' timestamps.
 //!
-//! `text` is tracing's human format, coloured only when stderr is a terminal and `NO_COLOR` is not set
-//! (no-color.org); `json` is tracing's JSON, one object per line with the event's fields at the top
-//! and the job span's under `span`. Per job at `info` the worker writes one outcome line
-//! (`outcome`, `uuid`, `name`, `action`, `attempt`, `ms`, the queue in the span).
+//! Per job at `info` the worker writes one outcome line (`outcome`, `uuid`, `name`, `action`,
+//! `attempt`, `ms`, the queue in the span).
 //!
 //! This module only sets up logging: it must not read settings or the environment (`main` passes in
 //! `DEFER_WORKER_LOG` and whether colour is wanted).
 
+#[cfg(test)]
+mod capture;
+mod clock;
+mod fields;
 mod laravel;
+mod lines;
 mod writer;
 
 use std::ffi::OsStr;
@@ -26,6 +33,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 pub use laravel::LaravelLayer;
+pub use lines::{LineLayer, Style};
 pub use writer::{non_blocking, DroppedNotice, Guard, Handle, NonBlocking, DEFAULT_CAPACITY};
 
 /// The variable holding the log filter (`info`, `off`, `warn,defer_worker::worker=debug`, …).
@@ -121,23 +129,14 @@ pub fn init(options: &Options) -> Result<(Handle, Guard), LogError> {
     let (filter, complaint) = filter(options.filter.as_deref(), options.format);
     let registry = tracing_subscriber::registry().with(filter);
     match options.format {
-        Format::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(options.colour)
-                    .with_writer(writer),
-            )
-            .try_init()?,
+        Format::Text => {
+            let style = Style::Text {
+                colour: options.colour,
+            };
+            registry.with(LineLayer::new(writer, style)).try_init()?
+        }
         Format::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    // The list of every span in scope would parse each span's fields again per line.
-                    .with_span_list(false)
-                    .with_writer(writer),
-            )
+            .with(LineLayer::new(writer, Style::Json))
             .try_init()?,
         Format::Laravel => registry.with(LaravelLayer::new(writer)).try_init()?,
     }

@@ -1,0 +1,653 @@
+//! `--log-format text` and `json`: the lines of tracing's own formats, written by a layer of ours so
+//! that a line costs what it shows and no more.
+//!
+//! - `text`: `2026-12-07T04:17:18.123456Z  INFO job{queue=emails uuid="9f1c…" attempt=1}: target:
+//!   message key=value …`, as tracing-subscriber's default format writes it: strings given as strings
+//!   quoted and escaped, values given to be shown (`%value`) bare, ANSI colours only when asked for.
+//!   Control characters in a message or a shown value are escaped, so one event is always one line
+//!   and a value cannot write escape codes to a terminal.
+//! - `json`: one object per line, `timestamp`, `level`, the event's fields at the top (`message`
+//!   first), `target`, and under `span` the innermost span's fields (and its name, as `name`, when
+//!   no field already takes that key).
+//!
+//! Span fields are kept as values when they are recorded ([`SpanFields`]) and formatted only into the
+//! lines that show them; an event's fields are written straight into the line as they are visited.
+//! Each line is built in a buffer of the thread's own and handed whole to the writer.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::clock::Stamp;
+use super::fields::{SpanFields, Val};
+
+/// Which of the two shapes a [`LineLayer`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Text { colour: bool },
+    Json,
+}
+
+/// The layer; `W` is where the lines go (the non-blocking writer).
+pub struct LineLayer<W> {
+    writer: W,
+    style: Style,
+}
+
+impl<W> LineLayer<W> {
+    pub fn new(writer: W, style: Style) -> Self {
+        LineLayer { writer, style }
+    }
+}
+
+thread_local! {
+    /// The line being built on this thread, kept to be reused.
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+}
+
+impl<S, W> Layer<S> for LineLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let mut fields = SpanFields::default();
+            attrs.record(&mut fields);
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(fields) = span.extensions_mut().get_mut::<SpanFields>() {
+                values.record(fields);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let write = |line: &mut Vec<u8>| {
+            line.clear();
+            let normalized = event.normalized_metadata();
+            let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+            match self.style {
+                Style::Text { colour } => text_line(line, event, meta, &ctx, Paint(colour)),
+                Style::Json => json_line(line, event, meta, &ctx),
+            }
+            let _ = self.writer.make_writer().write_all(line);
+        };
+        // An event logged while a line is being built (from a value's Debug) gets a buffer of its own.
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => write(&mut line),
+            Err(_) => write(&mut Vec::new()),
+        });
+    }
+}
+
+// ---- text ----
+
+/// ANSI styles, or nothing when colour is off.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn on(self, out: &mut Vec<u8>, code: &str) {
+        if self.0 {
+            out.extend_from_slice(code.as_bytes());
+        }
+    }
+
+    fn off(self, out: &mut Vec<u8>) {
+        self.on(out, "\x1b[0m");
+    }
+
+    fn wrap(self, out: &mut Vec<u8>, code: &str, text: &str) {
+        self.on(out, code);
+        out.extend_from_slice(text.as_bytes());
+        self.off(out);
+    }
+}
+
+const DIM: &str = "\x1b[2m";
+const BOLD: &str = "\x1b[1m";
+const ITALIC: &str = "\x1b[3m";
+
+fn level_text(level: &Level) -> (&'static str, &'static str) {
+    match *level {
+        Level::TRACE => ("TRACE", "\x1b[35m"),
+        Level::DEBUG => ("DEBUG", "\x1b[34m"),
+        Level::INFO => (" INFO", "\x1b[32m"),
+        Level::WARN => (" WARN", "\x1b[33m"),
+        Level::ERROR => ("ERROR", "\x1b[31m"),
+    }
+}
+
+fn text_line<S>(
+    out: &mut Vec<u8>,
+    event: &Event<'_>,
+    meta: &Metadata<'_>,
+    ctx: &Context<'_, S>,
+    paint: Paint,
+) where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    paint.on(out, DIM);
+    out.extend_from_slice(Stamp::now().as_str().as_bytes());
+    out.push(b'Z');
+    paint.off(out);
+    out.push(b' ');
+    let (level, colour) = level_text(meta.level());
+    paint.wrap(out, colour, level);
+    out.push(b' ');
+    if let Some(scope) = ctx.event_scope(event) {
+        for span in scope.from_root() {
+            paint.wrap(out, BOLD, span.name());
+            let extensions = span.extensions();
+            if let Some(fields) = extensions.get::<SpanFields>().filter(|f| !f.0.is_empty()) {
+                paint.wrap(out, BOLD, "{");
+                for (i, (name, value)) in fields.0.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    text_name(out, name, paint);
+                    text_val(out, value);
+                }
+                paint.wrap(out, BOLD, "}");
+            }
+            paint.wrap(out, DIM, ":");
+        }
+        out.push(b' ');
+    }
+    paint.wrap(out, DIM, meta.target());
+    paint.wrap(out, DIM, ":");
+    out.push(b' ');
+    event.record(&mut TextFields {
+        out,
+        paint,
+        first: true,
+    });
+    out.push(b'\n');
+}
+
+/// `name=`, the name without a raw identifier's `r#`.
+fn text_name(out: &mut Vec<u8>, name: &str, paint: Paint) {
+    paint.wrap(out, ITALIC, name.strip_prefix("r#").unwrap_or(name));
+    paint.wrap(out, DIM, "=");
+}
+
+fn text_val(out: &mut Vec<u8>, value: &Val) {
+    match value {
+        Val::Str(s) => quoted(out, s),
+        Val::Shown(s) => bare(out, s),
+        Val::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Val::Uint(u) => {
+            let _ = write!(out, "{u}");
+        }
+        Val::Float(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        Val::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+    }
+}
+
+/// A string as `{:?}` writes it: quoted, `"` `\` and control characters escaped.
+fn quoted(out: &mut Vec<u8>, s: &str) {
+    let plain = s
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = write!(out, "{s:?}");
+    }
+}
+
+/// A string as it is, but for control characters, escaped as `{:?}` escapes them.
+fn bare(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != 0x7f) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "{}", c.escape_debug());
+        } else {
+            let mut utf8 = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+}
+
+/// A `fmt::Write` into the line that writes what it is given as [`bare`] does.
+struct Bare<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bare<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        bare(self.0, s);
+        Ok(())
+    }
+}
+
+/// An event's fields, written as tracing's default format writes them, separated by spaces.
+struct TextFields<'a> {
+    out: &'a mut Vec<u8>,
+    paint: Paint,
+    first: bool,
+}
+
+impl TextFields<'_> {
+    /// The separator and `name=` (nothing for the message); false for a field not to be written.
+    fn start(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return false;
+        }
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b' ');
+        }
+        if name != "message" {
+            text_name(self.out, name, self.paint);
+        }
+        true
+    }
+}
+
+impl Visit for TextFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.start(field) {
+            if field.name() == "message" {
+                bare(self.out, value);
+            } else {
+                quoted(self.out, value);
+            }
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.start(field) {
+            text_val(self.out, &Val::Int(value));
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.start(field) {
+            text_val(self.out, &Val::Uint(value));
+        }
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.start(field) {
+            text_val(self.out, &Val::Float(value));
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.start(field) {
+            text_val(self.out, &Val::Bool(value));
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.start(field) {
+            let _ = write!(Bare(self.out), "{value}");
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.start(field) {
+            let _ = write!(Bare(self.out), "{value:?}");
+        }
+    }
+}
+
+// ---- json ----
+
+fn json_line<S>(out: &mut Vec<u8>, event: &Event<'_>, meta: &Metadata<'_>, ctx: &Context<'_, S>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    out.extend_from_slice(Stamp::now().as_str().as_bytes());
+    out.extend_from_slice(b"Z\",\"level\":\"");
+    out.extend_from_slice(meta.level().as_str().as_bytes());
+    out.push(b'"');
+    event.record(&mut JsonFields(out));
+    out.extend_from_slice(b",\"target\":");
+    json_str(out, meta.target());
+    if let Some(span) = ctx.event_span(event) {
+        out.extend_from_slice(b",\"span\":{");
+        let extensions = span.extensions();
+        let fields = extensions.get::<SpanFields>().map_or(&[][..], |f| &f.0[..]);
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_str(out, name);
+            out.push(b':');
+            json_val(out, value);
+        }
+        if !fields.iter().any(|(name, _)| *name == "name") {
+            if !fields.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"name\":");
+            json_str(out, span.name());
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+fn json_val(out: &mut Vec<u8>, value: &Val) {
+    match value {
+        Val::Str(s) | Val::Shown(s) => json_str(out, s),
+        Val::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Val::Uint(u) => {
+            let _ = write!(out, "{u}");
+        }
+        // As serde_json writes it (`1e+21`; `null` for NaN and infinities, which JSON has not).
+        Val::Float(f) => {
+            let _ = serde_json::to_writer(&mut *out, f);
+        }
+        Val::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+    }
+}
+
+/// A JSON string: `"` `\` and control characters escaped, the rest as it is.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    json_escaped(out, s);
+    out.push(b'"');
+}
+
+fn json_escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut plain = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[plain..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        plain = i + 1;
+    }
+    out.extend_from_slice(&s.as_bytes()[plain..]);
+}
+
+/// A `fmt::Write` into the line that escapes what it is given as a JSON string's contents.
+struct JsonEscaped<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        json_escaped(self.0, s);
+        Ok(())
+    }
+}
+
+/// An event's fields as `,"name":value` pairs.
+struct JsonFields<'a>(&'a mut Vec<u8>);
+
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return false;
+        }
+        self.0.push(b',');
+        json_str(self.0, name.strip_prefix("r#").unwrap_or(name));
+        self.0.push(b':');
+        true
+    }
+}
+
+impl Visit for JsonFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.key(field) {
+            json_str(self.0, value);
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.key(field) {
+            json_val(self.0, &Val::Int(value));
+        }
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.key(field) {
+            json_val(self.0, &Val::Uint(value));
+        }
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.key(field) {
+            json_val(self.0, &Val::Float(value));
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.key(field) {
+            json_val(self.0, &Val::Bool(value));
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.key(field) {
+            self.0.push(b'"');
+            let _ = write!(JsonEscaped(self.0), "{value}");
+            self.0.push(b'"');
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.key(field) {
+            self.0.push(b'"');
+            let _ = write!(JsonEscaped(self.0), "{value:?}");
+            self.0.push(b'"');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::capture::lines;
+    use super::*;
+    use tracing::field::Empty;
+
+    fn ours(style: Style, f: impl FnOnce()) -> Vec<String> {
+        lines(|w| LineLayer::new(w, style), f)
+    }
+
+    /// What tracing-subscriber's own formats write for the same events, set up as the worker had them.
+    fn tracing_text(f: impl FnOnce()) -> Vec<String> {
+        lines(
+            |w| {
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(w)
+            },
+            f,
+        )
+    }
+
+    fn tracing_json(f: impl FnOnce()) -> Vec<String> {
+        lines(
+            |w| {
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(w)
+            },
+            f,
+        )
+    }
+
+    /// Events of every kind of field, outside any span, in the job span and in a span inside it.
+    fn events() {
+        tracing::info!(
+            queues = "default,emails",
+            concurrency = 64_u64,
+            "worker started"
+        );
+        tracing::warn!(
+            delay = -3_i64,
+            ratio = 0.25_f64,
+            big = 1e21_f64,
+            ok = true,
+            reason = %"HTTP 503: \"busy\"",
+            data = ?vec!["a", "b\\c"],
+            r#type = "raw identifier",
+            "it said \"no\" and é"
+        );
+        let job = tracing::info_span!("job", uuid = Empty, attempt = Empty, queue = %"whatsapp",
+            connection = %"redis");
+        let _in_job = job.enter();
+        job.record("uuid", "9f1c-uuid");
+        job.record("attempt", 2_i64);
+        tracing::info!(outcome = "done", ms = 12.345_f64, "job done");
+        let inner = tracing::debug_span!("send", to = "masked", empty = Empty);
+        let _in_inner = inner.enter();
+        tracing::error!(status = 503_u64, "WhatsApp Cloud API answered");
+        tracing::error!(target: "lettre::transport", "no fields at all");
+    }
+
+    /// A text line without its timestamp.
+    fn untimed_text(lines: Vec<String>) -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| {
+                let ts = &l[..28];
+                assert!(
+                    chrono::DateTime::parse_from_rfc3339(ts.trim_end()).is_ok(),
+                    "{l}"
+                );
+                l[28..].to_owned()
+            })
+            .collect()
+    }
+
+    /// A JSON line without its timestamp.
+    fn untimed_json(lines: Vec<String>) -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| {
+                let start = l.find(r#""timestamp":""#).unwrap() + 13;
+                let end = start + l[start..].find('"').unwrap();
+                assert!(
+                    chrono::DateTime::parse_from_rfc3339(&l[start..end]).is_ok(),
+                    "{l}"
+                );
+                format!("{}{}", &l[..start], &l[end..])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_lines_are_the_lines_of_tracing_subscribers_text_format() {
+        let got = untimed_text(ours(Style::Text { colour: false }, events));
+        let want = untimed_text(tracing_text(events));
+        assert_eq!(got.len(), 5, "{got:#?}");
+        assert_eq!(got, want);
+        assert_eq!(
+            got[2],
+            r#" INFO job{queue=whatsapp connection=redis uuid="9f1c-uuid" attempt=2}: defer_worker::logging::lines::tests: job done outcome="done" ms=12.345"#
+        );
+    }
+
+    #[test]
+    fn json_lines_are_the_lines_of_tracing_subscribers_json_format() {
+        let got = untimed_json(ours(Style::Json, events));
+        let want = untimed_json(tracing_json(events));
+        assert_eq!(got.len(), 5, "{got:#?}");
+        // The same keys in the same order up to the span, whose fields tracing sorts by name and we
+        // keep in the order they were recorded: the same object.
+        let head = |l: &String| l.split(",\"span\":").next().unwrap().to_owned();
+        assert_eq!(
+            got.iter().map(head).collect::<Vec<_>>(),
+            want.iter().map(head).collect::<Vec<_>>()
+        );
+        let parsed = |l: &Vec<String>| -> Vec<serde_json::Value> {
+            l.iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+        };
+        assert_eq!(parsed(&got), parsed(&want));
+        assert_eq!(parsed(&got)[2]["span"]["attempt"], 2);
+    }
+
+    #[test]
+    fn a_field_recorded_again_is_shown_once_with_its_last_value() {
+        let record_twice = || {
+            let job = tracing::info_span!("job", attempt = Empty, name = Empty);
+            let _in_job = job.enter();
+            job.record("attempt", 1_i64);
+            job.record("name", "App\\Jobs\\DeferredJob");
+            job.record("attempt", 2_i64);
+            tracing::info!("job done");
+        };
+        let text = untimed_text(ours(Style::Text { colour: false }, record_twice));
+        assert_eq!(
+            text,
+            [
+                r#" INFO job{attempt=2 name="App\\Jobs\\DeferredJob"}: defer_worker::logging::lines::tests: job done"#
+            ]
+        );
+        // The span's `name` field keeps its key: the job's name, not the span's.
+        let json = ours(Style::Json, record_twice);
+        let line: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
+        assert_eq!(
+            line["span"],
+            serde_json::json!({"attempt": 2, "name": "App\\Jobs\\DeferredJob"})
+        );
+        assert_eq!(json[0].matches("\"name\"").count(), 1, "{}", json[0]);
+    }
+
+    #[test]
+    fn control_characters_cannot_break_a_line_or_reach_a_terminal() {
+        let hostile = || {
+            tracing::warn!(reason = %"line one\nline two\x1b[31m", "said:\r\n\x1b[2Jgone");
+        };
+        let text = ours(Style::Text { colour: false }, hostile);
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert!(
+            text[0].ends_with(r"said:\r\n\u{1b}[2Jgone reason=line one\nline two\u{1b}[31m"),
+            "{}",
+            text[0]
+        );
+        let json = ours(Style::Json, hostile);
+        assert_eq!(json.len(), 1, "{json:?}");
+        let line: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
+        assert_eq!(line["message"], "said:\r\n\x1b[2Jgone");
+        assert_eq!(line["reason"], "line one\nline two\x1b[31m");
+    }
+
+    #[test]
+    fn colours_are_written_only_when_asked_for() {
+        let one = || tracing::warn!(code = 131_026_u64, "WhatsApp said no");
+        let plain = ours(Style::Text { colour: false }, one);
+        assert!(!plain[0].contains('\x1b'), "{plain:?}");
+        let coloured = ours(Style::Text { colour: true }, one);
+        assert!(coloured[0].contains("\x1b[33m WARN\x1b[0m"), "{coloured:?}");
+        assert!(coloured[0].contains("\x1b[3mcode\x1b[0m"), "{coloured:?}");
+    }
+}
