@@ -58,6 +58,11 @@ impl Val {
 pub(super) struct SpanFields(pub(super) Vec<(&'static str, Val)>);
 
 impl SpanFields {
+    /// Room for every field the span declares, so that recording them later does not grow the list.
+    pub(super) fn for_span(meta: &tracing::Metadata<'_>) -> SpanFields {
+        SpanFields(Vec::with_capacity(meta.fields().len()))
+    }
+
     fn set(&mut self, field: &Field, value: Val) {
         let name = field.name();
         if name.starts_with("log.") {

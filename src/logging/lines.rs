@@ -60,7 +60,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
-            let mut fields = SpanFields::default();
+            let mut fields = SpanFields::for_span(attrs.metadata());
             attrs.record(&mut fields);
             span.extensions_mut().insert(fields);
         }
@@ -203,16 +203,22 @@ fn text_val(out: &mut Vec<u8>, value: &Val) {
 
 /// A string as `{:?}` writes it: quoted, `"` `\` and control characters escaped.
 fn quoted(out: &mut Vec<u8>, s: &str) {
-    let plain = s
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
-    if plain {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
+    // Printable ASCII needs only `"` and `\` escaped: done here, the rest left to `{:?}`.
+    if !s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         let _ = write!(out, "{s:?}");
+        return;
     }
+    out.push(b'"');
+    for part in s.split_inclusive(['"', '\\']) {
+        match part.as_bytes().split_last() {
+            Some((&last, head)) if last == b'"' || last == b'\\' => {
+                out.extend_from_slice(head);
+                out.extend_from_slice(&[b'\\', last]);
+            }
+            _ => out.extend_from_slice(part.as_bytes()),
+        }
+    }
+    out.push(b'"');
 }
 
 /// A string as it is, but for control characters, escaped as `{:?}` escapes them.
@@ -518,7 +524,8 @@ mod tests {
             ok = true,
             reason = %"HTTP 503: \"busy\"",
             data = ?vec!["a", "b\\c"],
-            r#type = "raw identifier",
+            r#type = "raw \"identifier\" in C:\\path",
+            accented = "café \\ \"quoted\"",
             "it said \"no\" and é"
         );
         let job = tracing::info_span!("job", uuid = Empty, attempt = Empty, queue = %"whatsapp",

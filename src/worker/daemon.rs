@@ -387,6 +387,7 @@ impl Worker {
         let span = tracing::info_span!("job", uuid = tracing::field::Empty, name = tracing::field::Empty,
             action = tracing::field::Empty, attempt = tracing::field::Empty, queue = %popped.queue,
             connection = %self.decider.options.connection);
+        let job_span = span.clone();
         tracker.spawn(
             async move {
                 let started = Instant::now();
@@ -397,7 +398,7 @@ impl Worker {
                 // Boxed, each only while it runs: the task itself stays small (~1.7 KB instead
                 // of ~10 KB for every job in flight) and is not copied around whole.
                 let (outcome, kept) = lease
-                    .hold(Box::pin(decider.decide(&popped, &mut info)))
+                    .hold(Box::pin(decider.decide(&popped, &mut info, &job_span)))
                     .await;
                 let settled = match kept {
                     Kept::Held => {

@@ -79,8 +79,14 @@ pub struct Decider {
 }
 
 impl Decider {
-    /// Decides what to do with one popped job, running its action when it is ours.
-    pub async fn decide(&self, popped: &ReservedJob, info: &mut JobInfo) -> Outcome {
+    /// Decides what to do with one popped job, running its action when it is ours; what it learns of
+    /// the job goes into `info` and is recorded on `span`, the job's span, before the action runs.
+    pub async fn decide(
+        &self,
+        popped: &ReservedJob,
+        info: &mut JobInfo,
+        span: &tracing::Span,
+    ) -> Outcome {
         let size = popped.original.len();
         if size > self.options.max_payload_bytes {
             return invalid(format!(
@@ -109,7 +115,6 @@ impl Decider {
             },
         };
         info.attempt = attempt;
-        let span = tracing::Span::current();
         span.record("uuid", info.uuid.as_str());
         span.record("name", info.name.as_str());
         span.record("attempt", attempt);
@@ -136,7 +141,7 @@ impl Decider {
             Err(e) => return invalid(e.to_string()),
         };
         info.action = job.action.clone();
-        tracing::Span::current().record("action", info.action.as_str());
+        span.record("action", info.action.as_str());
         let kind = self.actions.handler(&job.action);
         if kind.is_forward() {
             return self.handoff(popped, "action configured as forward");
@@ -370,13 +375,17 @@ mod tests {
     async fn a_job_that_never_gets_a_permit_within_its_timeout_is_handed_back_to_its_queue() {
         let d = decider(5, 0, 1 << 20).await;
         let held = d.permits.acquire("whatsapp_notification").await;
-        let outcome = d.decide(&popped(), &mut JobInfo::default()).await;
+        let outcome = d
+            .decide(&popped(), &mut JobInfo::default(), &tracing::Span::none())
+            .await;
         assert!(
             matches!(&outcome, Outcome::Handoff { to, .. } if to == "whatsapp"),
             "{outcome:?}"
         );
         drop(held);
-        let outcome = d.decide(&popped(), &mut JobInfo::default()).await;
+        let outcome = d
+            .decide(&popped(), &mut JobInfo::default(), &tracing::Span::none())
+            .await;
         assert!(matches!(outcome, Outcome::Done), "{outcome:?}");
     }
 
@@ -387,7 +396,10 @@ mod tests {
         let held = d.permits.acquire("whatsapp_notification").await;
         let job = tokio::spawn({
             let d = Arc::clone(&d);
-            async move { d.decide(&popped(), &mut JobInfo::default()).await }
+            async move {
+                d.decide(&popped(), &mut JobInfo::default(), &tracing::Span::none())
+                    .await
+            }
         });
         tokio::time::sleep(Duration::from_secs(3)).await;
         drop(held);
@@ -409,7 +421,9 @@ mod tests {
     async fn a_payload_over_max_payload_bytes_fails_unparsed() {
         let d = decider(5, 0, 100).await;
         let p = popped();
-        let outcome = d.decide(&p, &mut JobInfo::default()).await;
+        let outcome = d
+            .decide(&p, &mut JobInfo::default(), &tracing::Span::none())
+            .await;
         let Outcome::Fail { exception } = outcome else {
             panic!("{outcome:?}")
         };
