@@ -100,16 +100,19 @@ where
 struct Paint(bool);
 
 impl Paint {
+    #[inline]
     fn on(self, out: &mut Vec<u8>, code: &str) {
         if self.0 {
             out.extend_from_slice(code.as_bytes());
         }
     }
 
+    #[inline]
     fn off(self, out: &mut Vec<u8>) {
         self.on(out, "\x1b[0m");
     }
 
+    #[inline]
     fn wrap(self, out: &mut Vec<u8>, code: &str, text: &str) {
         self.on(out, code);
         out.extend_from_slice(text.as_bytes());
@@ -188,12 +191,8 @@ fn text_val(out: &mut Vec<u8>, value: &Val) {
     match value {
         Val::Str(s) => quoted(out, s),
         Val::Shown(s) => bare(out, s),
-        Val::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Val::Uint(u) => {
-            let _ = write!(out, "{u}");
-        }
+        Val::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Val::Uint(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
         Val::Float(f) => {
             let _ = write!(out, "{f:?}");
         }
@@ -203,20 +202,30 @@ fn text_val(out: &mut Vec<u8>, value: &Val) {
 
 /// A string as `{:?}` writes it: quoted, `"` `\` and control characters escaped.
 fn quoted(out: &mut Vec<u8>, s: &str) {
-    // Printable ASCII needs only `"` and `\` escaped: done here, the rest left to `{:?}`.
-    if !s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    let bytes = s.as_bytes();
+    // One pass without early exit (vectorised): printable ASCII but `"` and `\`.
+    let plain = bytes.iter().fold(true, |plain, &b| {
+        plain & (b.wrapping_sub(0x20) < 0x5f) & (b != b'"') & (b != b'\\')
+    });
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if plain {
+        out.extend_from_slice(bytes);
+    } else if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        for part in bytes.split_inclusive(|&b| b == b'"' || b == b'\\') {
+            match part.split_last() {
+                Some((&last, head)) if last == b'"' || last == b'\\' => {
+                    out.extend_from_slice(head);
+                    out.extend_from_slice(&[b'\\', last]);
+                }
+                _ => out.extend_from_slice(part),
+            }
+        }
+    } else {
+        // Controls and non-ASCII: what `{:?}` escapes is a matter of Unicode tables; it says.
+        out.pop();
         let _ = write!(out, "{s:?}");
         return;
-    }
-    out.push(b'"');
-    for part in s.split_inclusive(['"', '\\']) {
-        match part.as_bytes().split_last() {
-            Some((&last, head)) if last == b'"' || last == b'\\' => {
-                out.extend_from_slice(head);
-                out.extend_from_slice(&[b'\\', last]);
-            }
-            _ => out.extend_from_slice(part.as_bytes()),
-        }
     }
     out.push(b'"');
 }
@@ -354,12 +363,8 @@ where
 fn json_val(out: &mut Vec<u8>, value: &Val) {
     match value {
         Val::Str(s) | Val::Shown(s) => json_str(out, s),
-        Val::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Val::Uint(u) => {
-            let _ = write!(out, "{u}");
-        }
+        Val::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Val::Uint(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
         // As serde_json writes it (`1e+21`; `null` for NaN and infinities, which JSON has not).
         Val::Float(f) => {
             let _ = serde_json::to_writer(&mut *out, f);
