@@ -307,7 +307,7 @@ mod tests {
     use super::*;
 
     fn lines(f: impl FnOnce()) -> Vec<String> {
-        super::super::capture::lines(LaravelLayer::new, f)
+        crate::logging::capture::lines(LaravelLayer::new, f)
     }
 
     /// The line without its timestamp (checked apart), and the timestamp.

@@ -481,8 +481,8 @@ impl Visit for JsonFields<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::capture::lines;
     use super::*;
+    use crate::logging::capture::lines;
     use tracing::field::Empty;
 
     fn ours(style: Style, f: impl FnOnce()) -> Vec<String> {
