@@ -35,7 +35,7 @@ def drain(binary, env, storage, cfg, seed, jobs, level):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("binaries", nargs="+")
+    ap.add_argument("binaries", nargs="+", type=os.path.abspath)  # the drains run in a scratch directory
     ap.add_argument("--jobs", type=int, default=3000)
     args = ap.parse_args()
     storage = tempfile.mkdtemp(prefix="dw-logcost-")
