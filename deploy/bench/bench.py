@@ -53,7 +53,7 @@ import uuid
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ARTISAN = os.path.join(REPO, "fixtures", "laravel", "artisan")
-BIN = os.environ.get("DEFER_WORKER_BIN") or os.path.join(REPO, "target", "release", "defer-worker")
+BIN = os.path.abspath(os.environ.get("DEFER_WORKER_BIN") or os.path.join(REPO, "target", "release", "defer-worker"))
 LIMIT_BIN = os.path.join(REPO, "target", "release", "examples", "redis_limit")
 HOT_SYMBOLS = os.path.join(REPO, "link", "hot-symbols.txt")
 # A command put before defer-worker's (scripts/hot-symbols.sh runs it under callgrind this way).
