@@ -49,6 +49,9 @@ impl<W> LineLayer<W> {
     }
 }
 
+/// The most a thread's line buffer keeps between lines.
+const KEEP: usize = 16 * 1024;
+
 thread_local! {
     /// The line being built on this thread, kept to be reused.
     static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
@@ -86,11 +89,22 @@ where
             }
             let _ = self.writer.make_writer().write_all(line);
         };
-        // An event logged while a line is being built (from a value's Debug) gets a buffer of its own.
-        LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => write(&mut line),
-            Err(_) => write(&mut Vec::new()),
+        // An event logged while a line is being built (from a value's Debug), or while the thread is
+        // ending and its buffer is gone, gets a buffer of its own.
+        let kept = LINE.try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                write(&mut line);
+                // A rare long line (a debug dump) does not keep its memory for the thread's life.
+                if line.capacity() > KEEP {
+                    *line = Vec::with_capacity(512);
+                }
+                true
+            }
+            Err(_) => false,
         });
+        if kept != Ok(true) {
+            write(&mut Vec::new());
+        }
     }
 }
 
@@ -652,6 +666,19 @@ mod tests {
         let line: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
         assert_eq!(line["message"], "said:\r\n\x1b[2Jgone");
         assert_eq!(line["reason"], "line one\nline two\x1b[31m");
+    }
+
+    #[test]
+    fn a_long_line_is_written_whole_and_its_buffer_is_not_kept() {
+        let long = "x".repeat(100_000);
+        let got = ours(Style::Json, || {
+            tracing::info!(dump = long.as_str(), "a long one");
+        });
+        assert_eq!(got.len(), 1);
+        let line: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
+        assert_eq!(line["dump"].as_str().map(str::len), Some(100_000));
+        let kept = LINE.with(|line| line.borrow().capacity());
+        assert!(kept <= KEEP, "{kept} bytes kept");
     }
 
     #[test]
