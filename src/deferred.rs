@@ -48,7 +48,7 @@ pub enum DeferredError {
 }
 
 /// Classifies a payload by its envelope: only object jobs whose `commandName` is `class` are ours.
-pub fn classify(payload: &Payload, class: &str) -> JobClass {
+pub fn classify(payload: &Payload<'_>, class: &str) -> JobClass {
     if payload.is_object_job() && payload.command_name() == Some(class) {
         JobClass::Deferred
     } else {

@@ -151,7 +151,8 @@ fn every_command_string_round_trips_byte_for_byte() {
     let mut checked = 0;
     for entry in manifest() {
         let file = entry["file"].as_str().unwrap().to_owned();
-        let payload = Payload::parse(&raw(&entry)).unwrap();
+        let bytes = raw(&entry);
+        let payload = Payload::parse(&bytes).unwrap();
         let Some(command) = payload
             .envelope()
             .data

@@ -1,5 +1,7 @@
 //! Fuzz target: the JSON envelope (`Payload::parse`) and every accessor the worker calls on it never
-//! panic, and a payload that parses keeps its exact bytes (failed_jobs must get them back unchanged).
+//! panic, a payload that parses keeps its exact bytes (failed_jobs must get them back unchanged), and
+//! its envelope is the one serde_json reads (`Payload::parse` reads most payloads in one pass of its
+//! own, `payload_scan.rs`).
 
 #![no_main]
 
@@ -12,7 +14,7 @@ mod laravel;
 mod php;
 
 use laravel::encrypter::Encrypter;
-use laravel::payload::{backoff_at, php_int_cast, Payload};
+use laravel::payload::{backoff_at, php_int_cast, Envelope, Payload};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(p) = Payload::parse(data) else {
@@ -23,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
         data,
         "raw() must be the input, byte for byte"
     );
-    let _ = p.envelope();
+    let text = p.raw();
+    let by_serde = serde_json::from_str::<Envelope>(text).ok().or_else(|| {
+        let tree: serde_json::Value = serde_json::from_str(text).ok()?;
+        serde_json::from_value(tree).ok()
+    });
+    assert_eq!(Some(p.envelope()), by_serde.as_ref(), "the envelope serde_json reads");
     let _ = p.uuid();
     let _ = p.attempts();
     let _ = p.display_name();

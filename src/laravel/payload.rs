@@ -12,6 +12,9 @@ use serde::Deserialize;
 use super::encrypter::{DecryptError, Encrypter};
 use crate::php::{self, ParseError};
 
+#[path = "payload_scan.rs"]
+mod scan;
+
 /// The `job` value of every object job: the handler that unserializes `data.command`.
 pub const CALL_QUEUED_HANDLER: &str = "Illuminate\\Queue\\CallQueuedHandler@call";
 
@@ -42,7 +45,7 @@ pub enum CommandError {
 }
 
 /// The envelope's known keys, as Laravel names them (docs/laravel-queue.md §2.2).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     #[serde(default)]
@@ -77,7 +80,7 @@ pub struct Envelope {
 
 /// `data` of an object job: `{commandName, command[, batchId]}`. String jobs carry arbitrary user data,
 /// which is then not an object with these keys: every field is optional.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Data {
     pub command_name: Option<String>,
     pub command: Option<String>,
@@ -159,10 +162,10 @@ impl<'de> Deserialize<'de> for Data {
     }
 }
 
-/// One job payload: the exact bytes plus the parsed envelope.
+/// One job payload: the exact bytes (borrowed from the caller, never copied) plus the parsed envelope.
 #[derive(Debug, Clone)]
-pub struct Payload {
-    raw: String,
+pub struct Payload<'a> {
+    raw: &'a str,
     envelope: Envelope,
 }
 
@@ -173,18 +176,25 @@ pub struct Command {
     pub encrypted: bool,
 }
 
-impl Payload {
+impl<'a> Payload<'a> {
     /// Parses a payload as stored in Redis or in `failed_jobs.payload`. `attempts` is not required here
     /// (failed_jobs rows of other drivers lack it); the worker checks [`Payload::attempts`] itself.
-    pub fn parse(raw: &[u8]) -> Result<Payload, PayloadError> {
+    pub fn parse(raw: &'a [u8]) -> Result<Payload<'a>, PayloadError> {
         let text = std::str::from_utf8(raw).map_err(|e| PayloadError::NotUtf8(e.valid_up_to()))?;
+        // The payloads Laravel writes, in one pass (payload_scan.rs); what it leaves is read below.
+        if let Some(envelope) = scan::envelope(text) {
+            return Ok(Payload {
+                raw: text,
+                envelope,
+            });
+        }
         // Straight into the envelope: no tree of the whole payload is built. What this path refuses
         // (not an object, bad JSON, a key given twice, which PHP's json_decode takes as the last one)
         // goes through the tree below, which reads it as before and says what is wrong.
         let object = text.trim_start().starts_with('{');
         if let Some(Ok(envelope)) = object.then(|| serde_json::from_str::<Envelope>(text)) {
             return Ok(Payload {
-                raw: text.to_owned(),
+                raw: text,
                 envelope,
             });
         }
@@ -204,14 +214,14 @@ impl Payload {
         let envelope: Envelope =
             serde_json::from_value(value).map_err(|e| PayloadError::Json(e.to_string()))?;
         Ok(Payload {
-            raw: text.to_owned(),
+            raw: text,
             envelope,
         })
     }
 
     /// The exact string this payload was parsed from.
-    pub fn raw(&self) -> &str {
-        &self.raw
+    pub fn raw(&self) -> &'a str {
+        self.raw
     }
 
     pub fn envelope(&self) -> &Envelope {
@@ -428,8 +438,8 @@ mod tests {
     #[test]
     fn data_is_read_in_place_with_every_form_it_can_take() {
         let data = |json: &str| {
-            let p =
-                Payload::parse(format!(r#"{{"attempts":0,"data":{json}}}"#).as_bytes()).unwrap();
+            let text = format!(r#"{{"attempts":0,"data":{json}}}"#);
+            let p = Payload::parse(text.as_bytes()).unwrap();
             let d = p.envelope().data.clone().unwrap_or_default();
             (d.command_name, d.command, d.batch_id)
         };

@@ -237,7 +237,9 @@ impl RedisQueue {
     /// False when it was no longer reserved (its reservation expired and it was re-queued).
     pub async fn delete_reserved(&self, queue: &str, reserved: &[u8]) -> Result<bool, QueueError> {
         let key = format!("{}:reserved", self.queue_key(queue)?);
-        let removed: i64 = redis::cmd("ZREM")
+        // Sized for the whole reserved payload at once: it is copied in one piece, not grown into.
+        let removed: i64 = redis::Cmd::with_capacity(3, 4 + key.len() + reserved.len())
+            .arg("ZREM")
             .arg(&key)
             .arg(reserved)
             .query_async(&mut self.conn.clone())

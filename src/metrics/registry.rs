@@ -90,6 +90,13 @@ pub(super) struct Series {
     pub(super) run_time: Histogram,
 }
 
+impl Series {
+    fn count(&mut self, outcome: JobOutcome, secs: f64) {
+        self.outcomes[outcome.index()] += 1;
+        self.run_time.observe(secs);
+    }
+}
+
 /// Everything [`text::render`] writes, copied out of [`Metrics`] at one instant.
 pub(super) struct Snapshot {
     /// (queue, action, series), sorted by queue then action.
@@ -194,13 +201,13 @@ impl Metrics {
         };
         let secs = took.as_secs_f64();
         let mut jobs = self.lock();
-        let known = jobs.get(queue).is_some_and(|a| a.contains_key(action));
-        let total: usize = if known {
-            0
-        } else {
-            jobs.values().map(HashMap::len).sum()
-        };
-        let (queue, action) = if known || total < MAX_SERIES {
+        // A known series (every job but the first of its queue and action): two lookups.
+        if let Some(series) = jobs.get_mut(queue).and_then(|a| a.get_mut(action)) {
+            series.count(outcome, secs);
+            return;
+        }
+        let total: usize = jobs.values().map(HashMap::len).sum();
+        let (queue, action) = if total < MAX_SERIES {
             (queue, action)
         } else {
             (OTHER, OTHER)
@@ -214,8 +221,7 @@ impl Metrics {
             Some(series) => series,
             None => by_action.entry(action.to_owned()).or_default(),
         };
-        series.outcomes[outcome.index()] += 1;
-        series.run_time.observe(secs);
+        series.count(outcome, secs);
     }
 
     /// One more job running.

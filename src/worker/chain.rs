@@ -221,20 +221,21 @@ mod tests {
         }
     }
 
-    fn fixture(name: &str) -> Payload {
+    fn fixture(name: &str) -> Payload<'static> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures/payloads")
             .join(name);
-        Payload::parse(&std::fs::read(path).expect("fixture")).expect("payload")
+        // A payload borrows its bytes; a test's few fixtures may live as long as the test process.
+        Payload::parse(Vec::leak(std::fs::read(path).expect("fixture"))).expect("payload")
     }
 
-    fn command(p: &Payload) -> Value {
+    fn command(p: &Payload<'_>) -> Value {
         p.command(&Encrypter::none(), &php::Limits::default())
             .expect("command")
             .value
     }
 
-    fn plan_of(p: &Payload, route: &Route) -> Chain {
+    fn plan_of(p: &Payload<'_>, route: &Route) -> Chain {
         plan(
             &command(p),
             false,

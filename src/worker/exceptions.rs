@@ -24,7 +24,7 @@ impl ExceptionCounter {
 
     /// Counts an exception of the job when its payload has a `uuid` and a `maxExceptions`; true when
     /// it has now had `maxExceptions` of them and must fail (its counter is then forgotten).
-    pub async fn exceeded(&self, payload: &Payload) -> bool {
+    pub async fn exceeded(&self, payload: &Payload<'_>) -> bool {
         let (Some(store), Some(uuid), Some(max)) = (
             &self.store,
             payload.uuid(),

@@ -261,7 +261,7 @@ impl Decider {
         &self,
         kind: &Handler,
         job: &DeferredJob,
-        payload: &Payload,
+        payload: &Payload<'_>,
         queue: &str,
         attempt: i64,
         timeout: Option<Duration>,
