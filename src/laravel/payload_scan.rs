@@ -2,7 +2,8 @@
 //! object whose known keys hold strings, integers, booleans or null. It is [`super::Payload::parse`]'s
 //! fast path; serde_json's reader spent ~18 k instructions on a 722-byte payload, most of them on the
 //! escapes of `data.command` (short runs between `\"` and `\\`, each copied through a growing buffer),
-//! a quarter of the worker's own cost per job.
+//! a quarter of the worker's own cost per job; this reader ~14 k (README.md, Performance: callgrind on
+//! the benchmark's drain through `DEFER_WORKER_WRAP`).
 //!
 //! It gives up (`None`) on whatever it does not read exactly as the serde path does, and that path
 //! then reads the payload as before, errors included: a key written twice or with an escape in it, a
