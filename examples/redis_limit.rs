@@ -2,12 +2,15 @@
 //! exactly what `defer-worker work` sends per job, through the same library calls, and nothing else:
 //! the batched pop script for every free slot (at most `POP_BATCH` per round trip), the migrate scripts
 //! every `MIGRATE_EVERY` and before an empty look (the worker's own constants, `worker::daemon`), and one
-//! delete (`ZREM`) per job from a task of its own, with up to the given concurrency held at once. No payload is decoded, no action runs, nothing is logged or
-//! counted, so the jobs/s it reaches is what Redis and the client library allow on this machine.
+//! delete (`ZREM`) per job from a task of its own, with up to the given concurrency held at once, on
+//! the worker's runtime (`util::runtime`, as many threads as the worker's default). No payload is
+//! decoded, no action runs, nothing is logged or counted, so the jobs/s it reaches is what Redis and
+//! the client library allow on this machine.
 //!
 //!   cargo run --release --example redis_limit -- bench 64
 //!
-//! Arguments: the queue (default `default`) and the concurrency (default 64). Redis is found from the
+//! Arguments: the queue (default `default`), the concurrency (default 64) and the runtime's threads
+//! (default: the worker's, `util::runtime::DEFAULT_THREADS`). Redis is found from the
 //! environment as the worker finds it (`REDIS_URL`, `REDIS_HOST`, `REDIS_PORT`, `REDIS_PREFIX`, …).
 //! Stops when the queue is empty and no job is held; prints the jobs drained.
 
@@ -17,6 +20,7 @@ use std::time::Instant;
 use defer_worker::laravel::queue::Queue;
 use defer_worker::laravel::redis_config::RedisConfig;
 use defer_worker::laravel::redis_queue::RedisQueue;
+use defer_worker::util::runtime;
 use defer_worker::worker::daemon::{MIGRATE_EVERY, MIGRATE_LIMIT, POP_BATCH};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -24,14 +28,21 @@ use tokio::task::JoinSet;
 /// Laravel's default `retry_after` for the Redis connection, as the worker uses it.
 const RETRY_AFTER: u64 = 90;
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let queue = args.next().unwrap_or_else(|| "default".to_owned());
     let concurrency: usize = match args.next() {
         Some(n) => n.parse().map_err(|e| format!("concurrency {n:?}: {e}"))?,
         None => 64,
     };
+    let threads: usize = match args.next() {
+        Some(n) => n.parse().map_err(|e| format!("threads {n:?}: {e}"))?,
+        None => runtime::DEFAULT_THREADS,
+    };
+    runtime::build(threads)?.block_on(drain(queue, concurrency))
+}
+
+async fn drain(queue: String, concurrency: usize) -> Result<(), Box<dyn std::error::Error>> {
     let config = RedisConfig::from_env(&|key| std::env::var(key).ok())?;
     let redis = Queue::Redis(RedisQueue::connect(&config).await?);
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));

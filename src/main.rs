@@ -11,6 +11,7 @@ use defer_worker::cli::{Cli, Command};
 use defer_worker::config::Settings;
 use defer_worker::logging;
 use defer_worker::ops;
+use defer_worker::util::runtime;
 
 /// musl's allocator serialises threads on one lock; the static (musl) release binary uses mimalloc.
 #[cfg(target_env = "musl")]
@@ -60,9 +61,12 @@ fn run(cli: &Cli, log: &logging::Handle) -> anyhow::Result<ExitCode> {
         return ops::decode::run(args, &settings);
     }
     let settings = ops::settings::load(cli.env_file.as_deref(), cli.config.as_deref())?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let threads = match &cli.command {
+        Command::Work(args) => ops::work::threads(args, settings.file())?,
+        Command::Check(args) => ops::work::threads(&args.work, settings.file())?,
+        _ => runtime::DEFAULT_THREADS,
+    };
+    runtime::build(threads)
         .context("cannot start the async runtime")?
         .block_on(subcommand(&cli.command, &settings, log))
 }

@@ -202,7 +202,7 @@ fn process_beats_dotenv_beats_toml_beats_default() {
     .unwrap();
     std::fs::write(
         dir.path().join("defer-worker.toml"),
-        "[worker]\nconcurrency = 12\n\n[env]\nREDIS_HOST = \"toml-host\"\nREDIS_DB = 3\nCACHE_PREFIX = \"toml_cache\"\n",
+        "[worker]\nconcurrency = 12\nthreads = 4\n\n[env]\nREDIS_HOST = \"toml-host\"\nREDIS_DB = 3\nCACHE_PREFIX = \"toml_cache\"\n",
     )
     .unwrap();
     let (json, out) = config_json(dir.path(), &[], &[("REDIS_PORT", "6390")]);
@@ -234,6 +234,7 @@ fn process_beats_dotenv_beats_toml_beats_default() {
     assert!(row(&json, "worker.concurrency")
         .1
         .starts_with("defer-worker.toml"));
+    assert_eq!(row(&json, "worker.threads").0.as_deref(), Some("4"));
 
     // The same layering through the library, with a flag on top.
     let dotenv = DotEnv::parse("A=dotenv\nB=dotenv\n", Path::new("/app/.env"), &|_| None).unwrap();

@@ -736,3 +736,42 @@ fn the_example_config_file_is_valid_and_maps_the_apps_actions() {
     assert_eq!(plan.kind_of("something_new"), &ActionKind::Warn);
     assert_eq!(file.worker.tries, Some(3));
 }
+
+#[test]
+fn the_worker_runs_on_the_threads_asked_for_one_by_default_and_refuses_zero() {
+    let w = World::new(DbKind::Sqlite);
+    let log = "[actions.\"*\"]\nkind = \"log\"\n";
+    let in_file = format!("[worker]\nthreads = 2\n{log}");
+    for (flag, config, threads) in [
+        (None, log.to_owned(), 1),
+        (None, in_file.clone(), 2),
+        (Some("--threads=3"), in_file, 3),
+    ] {
+        let uuid = w
+            .dispatch("analytics_tracking", r#"{"order_id":1}"#, "analytics", 1)
+            .remove(0);
+        let mut args = vec!["--queue=analytics", "--stop-when-empty"];
+        args.extend(flag);
+        let mut worker = w.worker(&args, &config);
+        assert!(worker.wait(Duration::from_secs(20)).success());
+        let logs = worker.logs();
+        let started = logs
+            .iter()
+            .find(|l| l["message"] == "worker started")
+            .unwrap_or_else(|| panic!("{}", worker.log_text()));
+        assert_eq!(started["threads"], threads, "{flag:?}: {started}");
+        assert_eq!(worker.uuids("done"), vec![uuid], "{flag:?}");
+    }
+    let mut worker = w.worker(
+        &["--queue=analytics", "--stop-when-empty", "--threads=0"],
+        log,
+    );
+    assert!(!worker.wait(Duration::from_secs(20)).success());
+    assert!(
+        worker
+            .log_text()
+            .contains("--threads (worker.threads) is 0: it must be between 1 and 1024"),
+        "{}",
+        worker.log_text()
+    );
+}

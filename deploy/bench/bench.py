@@ -16,7 +16,7 @@ machine's Redis neither slow the drains nor blur the Redis figures. Each of --ru
                  defer-worker with logging off (DEFER_WORKER_LOG=off).
   redis    the Redis-bound limit for what the worker really sends per job: the same drain by
            examples/redis_limit.rs, which makes the worker's own library calls (its batched pop script,
-           the migrate scripts, a ZREM per job, same concurrency) and nothing else. Printed per run with
+           the migrate scripts, a ZREM per job, same concurrency, same runtime) and nothing else. Printed per run with
            the share of it the quiet drain reached, and how busy Redis was in both (its own CPU time,
            INFO cpu, over the wall time).
 Then once:
@@ -264,7 +264,7 @@ def drain(args, env, storage, seed, who, pair):
 def redis_limit(args, env, storage, seed):
     """The Redis-bound limit: the same drain by examples/redis_limit.rs, which sends what the worker
     sends per job (its batched pop script, the migrate scripts, a ZREM per job, through the same library
-    calls and with the same concurrency) and does nothing else."""
+    calls and with the same concurrency, on the worker's runtime) and does nothing else."""
     return timed_drain(args, env, seed, "redis_limit", [LIMIT_BIN, "bench", str(args.concurrency)], env,
                        storage, None)
 

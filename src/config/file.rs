@@ -26,6 +26,7 @@ pub struct WorkerSection {
     pub rest: Option<f64>,
     pub retry_after: Option<u64>,
     pub concurrency: Option<usize>,
+    pub threads: Option<usize>,
     pub handoff_queue: Option<String>,
     pub class: Option<String>,
     pub drain_timeout: Option<u64>,

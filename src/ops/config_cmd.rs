@@ -139,6 +139,11 @@ fn worker_group(settings: &Settings) -> anyhow::Result<Group> {
             d.concurrency.to_string(),
         ),
         row(
+            "worker.threads",
+            w.threads.map(|v| v.to_string()),
+            d.threads.to_string(),
+        ),
+        row(
             "worker.handoff_queue",
             w.handoff_queue.clone(),
             d.handoff_queue,

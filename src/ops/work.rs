@@ -28,6 +28,7 @@ use crate::laravel::redis_queue::RedisQueue;
 use crate::logging;
 use crate::metrics::Metrics;
 use crate::php;
+use crate::util::runtime;
 use crate::worker::chain;
 use crate::worker::exceptions::ExceptionCounter;
 use crate::worker::job::Decider;
@@ -76,6 +77,10 @@ pub struct WorkArgs {
     /// `[limits.actions]` in the config file.
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Threads running the jobs (default 1: one core, like one queue:work process). Run more
+    /// processes to use more cores, or raise this when the actions themselves are CPU-heavy.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Largest payload read, in bytes (default 1048576); a larger one goes to failed_jobs unparsed.
     /// Also `[limits] max_payload_bytes`.
     #[arg(long, env = "DEFER_WORKER_MAX_PAYLOAD_BYTES", value_name = "BYTES")]
@@ -102,6 +107,23 @@ pub struct WorkArgs {
     #[arg(long)]
     pub check: bool,
 }
+
+/// The threads of the async runtime `work` runs on (`--threads`, `[worker] threads`, else
+/// [`runtime::DEFAULT_THREADS`]); read before the runtime starts, so apart from the other options.
+pub fn threads(args: &WorkArgs, file: &FileConfig) -> anyhow::Result<usize> {
+    let threads = args
+        .threads
+        .or(file.worker.threads)
+        .unwrap_or(runtime::DEFAULT_THREADS);
+    anyhow::ensure!(
+        (1..=MAX_THREADS).contains(&threads),
+        "--threads (worker.threads) is {threads}: it must be between 1 and {MAX_THREADS}"
+    );
+    Ok(threads)
+}
+
+/// More threads than this is a typo, not a machine.
+const MAX_THREADS: usize = 1024;
 
 /// Flags > environment (the connection's settings) > file > the connection's and Laravel's defaults.
 pub fn resolve_options(
@@ -145,6 +167,7 @@ pub fn resolve_options(
     );
     let concurrency = args.concurrency.or(w.concurrency).unwrap_or(d.concurrency);
     anyhow::ensure!(concurrency > 0, "--concurrency must be at least 1");
+    let threads = threads(args, file)?;
     let l = &file.limits;
     let options = WorkerOptions {
         max_payload_bytes: args
@@ -173,6 +196,7 @@ pub fn resolve_options(
             .filter_map(|(q, s)| Some((q.clone(), s.retry_after?)))
             .collect(),
         concurrency,
+        threads,
         handoff_queue: args
             .handoff_queue
             .clone()
@@ -535,4 +559,33 @@ pub fn listen_for_signals(token: CancellationToken, log: logging::Handle) {
             token.cancel();
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_come_from_the_flag_then_the_file_then_the_default_and_zero_is_refused() {
+        let file = FileConfig::parse("[worker]\nthreads = 2\n").unwrap();
+        let flag = WorkArgs {
+            threads: Some(3),
+            ..WorkArgs::default()
+        };
+        assert_eq!(threads(&flag, &file).unwrap(), 3);
+        assert_eq!(threads(&WorkArgs::default(), &file).unwrap(), 2);
+        let none = FileConfig::default();
+        assert_eq!(threads(&WorkArgs::default(), &none).unwrap(), 1);
+        for bad in [0, MAX_THREADS + 1] {
+            let args = WorkArgs {
+                threads: Some(bad),
+                ..WorkArgs::default()
+            };
+            let err = threads(&args, &none).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("--threads (worker.threads) is {bad}: it must be between 1 and 1024")
+            );
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`clock`]: the wall clock in UNIX seconds, as Laravel reads it.
 //! - [`url`]: connection URLs split, percent-coded and masked.
+//! - [`runtime`]: the async runtime, one thread unless more are asked for.
 
 pub mod clock;
+pub mod runtime;
 pub mod url;

@@ -131,7 +131,7 @@ impl Worker {
         for n in opts.notes() {
             tracing::info!("{n}");
         }
-        tracing::info!(queues = %opts.queues.join(","), concurrency = opts.concurrency, "worker started");
+        tracing::info!(queues = %opts.queues.join(","), concurrency = opts.concurrency, threads = opts.threads, "worker started");
         let restart = CancellationToken::new();
         if let Some(store) = self.restart.clone() {
             tokio::spawn(watch_restart(

@@ -40,6 +40,9 @@ pub struct WorkerOptions {
     /// Jobs in flight at once (`--concurrency`): the limit on reserved jobs this process holds, and so
     /// on its memory and connections. A job waiting for its action's permit counts.
     pub concurrency: usize,
+    /// Threads of the async runtime (`--threads`): shown in the `worker started` line; `main` starts the
+    /// runtime with them.
+    pub threads: usize,
     /// `[limits] max_payload_bytes`: a larger payload is not parsed; it goes to failed_jobs.
     pub max_payload_bytes: usize,
     /// `[limits] max_depth`, `max_elements`: bounds of the PHP unserialize of the command.
@@ -70,6 +73,7 @@ impl Default for WorkerOptions {
             retry_after: 90,
             retry_after_per_queue: BTreeMap::new(),
             concurrency: 8,
+            threads: crate::util::runtime::DEFAULT_THREADS,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             unserialize: crate::php::Limits::default(),
             action_concurrency: BTreeMap::new(),
