@@ -149,7 +149,7 @@ impl RedisQueue {
 
     /// The ready-list key of `queue`: prefix + `queues:` + queue.
     pub fn key(&self, queue: &str) -> String {
-        format!("{}queues:{queue}", self.prefix)
+        [&self.prefix[..], "queues:", queue].concat()
     }
 
     /// True when connected to a Redis Cluster.
@@ -165,11 +165,18 @@ impl RedisQueue {
 
     /// [`RedisQueue::key`], refused on a cluster when the queue's keys would not share a slot.
     pub(super) fn queue_key(&self, queue: &str) -> Result<String, QueueError> {
-        let key = self.key(queue);
-        if self.is_cluster() && hash_tag(&key).is_none() {
+        self.queue_key_with(queue, "")
+    }
+
+    /// [`RedisQueue::queue_key`] followed by `suffix` (`:reserved`), built in one piece: this runs
+    /// once per job.
+    fn queue_key_with(&self, queue: &str, suffix: &str) -> Result<String, QueueError> {
+        let key = [&self.prefix[..], "queues:", queue, suffix].concat();
+        let base = &key[..key.len() - suffix.len()];
+        if self.is_cluster() && hash_tag(base).is_none() {
             return Err(QueueError::NoHashTag {
                 queue: queue.to_owned(),
-                key,
+                key: base.to_owned(),
             });
         }
         Ok(key)
@@ -236,7 +243,7 @@ impl RedisQueue {
     /// Removes a finished (or failed) job's reservation, like `RedisJob::delete`.
     /// False when it was no longer reserved (its reservation expired and it was re-queued).
     pub async fn delete_reserved(&self, queue: &str, reserved: &[u8]) -> Result<bool, QueueError> {
-        let key = format!("{}:reserved", self.queue_key(queue)?);
+        let key = self.queue_key_with(queue, ":reserved")?;
         // Sized for the whole reserved payload at once: it is copied in one piece, not grown into.
         let removed: i64 = redis::Cmd::with_capacity(3, 4 + key.len() + reserved.len())
             .arg("ZREM")

@@ -215,16 +215,36 @@ fn text_val(out: &mut Vec<u8>, value: &Val) {
     }
 }
 
+/// True when every byte is printable ASCII but `"` and `\` (nothing to escape), eight bytes at a time.
+fn plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Nonzero when some byte of `x` is zero (exact for whether there is one).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let word_plain = |x: u64| {
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH; // a byte below 0x20
+        let high = (x | x.wrapping_add(ONES)) & HIGH; // 0x7f and up (a carry only adds false alarms)
+        let quote = zero(x ^ (ONES * u64::from(b'"')));
+        let backslash = zero(x ^ (ONES * u64::from(b'\\')));
+        control | high | quote | backslash == 0
+    };
+    let mut words = bytes.chunks_exact(8);
+    let all_words = words
+        .by_ref()
+        .all(|w| word_plain(u64::from_le_bytes(w.try_into().expect("8 bytes"))));
+    all_words
+        && words
+            .remainder()
+            .iter()
+            .all(|&b| b.wrapping_sub(0x20) < 0x5f && b != b'"' && b != b'\\')
+}
+
 /// A string as `{:?}` writes it: quoted, `"` `\` and control characters escaped.
 fn quoted(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    // One pass without early exit (vectorised): printable ASCII but `"` and `\`.
-    let plain = bytes.iter().fold(true, |plain, &b| {
-        plain & (b.wrapping_sub(0x20) < 0x5f) & (b != b'"') & (b != b'\\')
-    });
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    if plain {
+    if plain(bytes) {
         out.extend_from_slice(bytes);
     } else if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
         for part in bytes.split_inclusive(|&b| b == b'"' || b == b'\\') {
@@ -498,7 +518,36 @@ impl Visit for JsonFields<'_> {
 mod tests {
     use super::*;
     use crate::logging::capture::lines;
+    use proptest::prelude::*;
     use tracing::field::Empty;
+
+    proptest! {
+        #[test]
+        fn a_string_is_quoted_as_debug_quotes_it(
+            any in any::<String>(),
+            ascii in "[ -~]{0,40}",
+            mostly in "[a-f0-9-]{0,30}[\\x00-\\x7f\"\\\\]?[a-f0-9-]{0,30}",
+        ) {
+            for s in [any, ascii, mostly] {
+                let mut out = Vec::new();
+                quoted(&mut out, &s);
+                prop_assert_eq!(String::from_utf8(out).unwrap(), format!("{s:?}"));
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_to_escape_is_seen_at_every_place_of_a_word() {
+        // Each byte that needs escaping, at each place of a word and in the tail.
+        for bad in [b'"', b'\\', 0x00, 0x1f, 0x7f, 0x80, 0xff] {
+            for at in 0..19 {
+                let mut bytes = vec![b'a'; 19];
+                bytes[at] = bad;
+                assert!(!plain(&bytes), "{bad:#x} at {at}");
+            }
+        }
+        assert!(plain(b" !~}0123456789abcdefABCDEF-_"));
+    }
 
     fn ours(style: Style, f: impl FnOnce()) -> Vec<String> {
         lines(|w| LineLayer::new(w, style), f)

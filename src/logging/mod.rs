@@ -28,9 +28,11 @@ use std::ffi::OsStr;
 use std::io;
 
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Registry};
 
 pub use laravel::LaravelLayer;
 pub use lines::{LineLayer, Style};
@@ -91,29 +93,83 @@ pub fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
     stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
+/// The log filter, as one of tracing-subscriber's two.
+///
+/// `Targets` when the directives only name targets and levels (`info`, `warn,defer_worker::worker=debug`,
+/// every filter the docs show): it decides once per callsite and does nothing per span. `EnvFilter` when
+/// a directive names a span or a field (`[job{queue=emails}]=debug`): it keeps state per span, looked up
+/// under a lock on every span's creation, entry, exit, record and close, several times per job. The same
+/// directives let the same events through either way (`both_filters_let_the_same_events_through`).
+enum Filter {
+    Targets(Box<Targets>),
+    Env(Box<EnvFilter>),
+}
+
+impl Filter {
+    fn layer<S>(self) -> Box<dyn Layer<S> + Send + Sync>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        match self {
+            Filter::Targets(t) => t,
+            Filter::Env(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Filter::Targets(t) => write!(f, "{t}"),
+            Filter::Env(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// The filter, and the complaint about `DEFER_WORKER_LOG` when it could not be read (then `info`).
-fn filter(directives: Option<&str>, format: Format) -> (EnvFilter, Option<String>) {
-    let (mut filter, complaint) = match directives {
-        None => (EnvFilter::new("info"), None),
+fn filter(directives: Option<&str>, format: Format) -> (Filter, Option<String>) {
+    let (directives, complaint) = match directives {
+        None => ("info", None),
         Some(d) => match EnvFilter::try_new(d) {
-            Ok(f) => (f, None),
+            Ok(_) => (d, None),
             Err(e) => (
-                EnvFilter::new("info"),
+                "info",
                 Some(format!(
                     "{FILTER_VAR}={d:?} is not a log filter ({e}); logging at info"
                 )),
             ),
         },
     };
-    let info = filter
-        .max_level_hint()
-        .is_none_or(|l| l >= LevelFilter::INFO);
-    if format == Format::Laravel && info {
-        let directive = format!("{JOB_TARGET}=debug")
-            .parse()
-            .expect("a valid directive");
-        filter = filter.add_directive(directive);
-    }
+    // The job-start line of the laravel format, unless the filter is below info.
+    let job_start = |max: Option<LevelFilter>| {
+        format == Format::Laravel && max.is_none_or(|l| l >= LevelFilter::INFO)
+    };
+    // Span names and fields are written in brackets: without any, every directive is a static one.
+    let targets = (!directives.contains('['))
+        .then(|| directives.parse::<Targets>().ok())
+        .flatten();
+    let filter = match targets {
+        Some(targets) => {
+            let max = Layer::<Registry>::max_level_hint(&targets);
+            if job_start(max) {
+                Filter::Targets(Box::new(
+                    targets.with_target(JOB_TARGET, LevelFilter::DEBUG),
+                ))
+            } else {
+                Filter::Targets(Box::new(targets))
+            }
+        }
+        None => {
+            let mut env = EnvFilter::new(directives);
+            if job_start(env.max_level_hint()) {
+                let directive = format!("{JOB_TARGET}=debug")
+                    .parse()
+                    .expect("a valid directive");
+                env = env.add_directive(directive);
+            }
+            Filter::Env(Box::new(env))
+        }
+    };
     (filter, complaint)
 }
 
@@ -127,7 +183,7 @@ pub fn init(options: &Options) -> Result<(Handle, Guard), LogError> {
     let (writer, handle, guard) =
         writer::non_blocking(Box::new(io::stderr()), options.capacity, notice)?;
     let (filter, complaint) = filter(options.filter.as_deref(), options.format);
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter.layer());
     match options.format {
         Format::Text => {
             let style = Style::Text {
@@ -206,6 +262,88 @@ mod tests {
         assert_eq!(f.to_string(), "off");
         let (f, _) = filter(None, Format::Text);
         assert_eq!(f.to_string(), "info");
+    }
+
+    /// The events `filter` lets through, of events at three targets and five levels, each logged
+    /// outside and inside a span.
+    fn passed(filter: Filter) -> Vec<String> {
+        use std::sync::{Arc, Mutex};
+        use tracing::{Event, Level, Subscriber};
+        use tracing_subscriber::layer::Context;
+
+        struct Seen(Arc<Mutex<Vec<String>>>);
+        impl<S: Subscriber> Layer<S> for Seen {
+            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+                let meta = event.metadata();
+                let line = format!("{} {}", meta.target(), meta.level());
+                self.0.lock().unwrap().push(line);
+            }
+        }
+        macro_rules! all_levels {
+            ($target:literal) => {
+                tracing::event!(target: $target, Level::TRACE, "e");
+                tracing::event!(target: $target, Level::DEBUG, "e");
+                tracing::event!(target: $target, Level::INFO, "e");
+                tracing::event!(target: $target, Level::WARN, "e");
+                tracing::event!(target: $target, Level::ERROR, "e");
+            };
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry()
+            .with(filter.layer())
+            .with(Seen(Arc::clone(&seen)));
+        tracing::subscriber::with_default(subscriber, || {
+            for inside in [false, true] {
+                let span = tracing::info_span!("job", queue = "emails");
+                let _entered = inside.then(|| span.enter());
+                all_levels!("defer_worker::worker::job");
+                all_levels!("defer_worker::actions");
+                all_levels!("sqlx::query");
+            }
+        });
+        let passed = seen.lock().unwrap().clone();
+        passed
+    }
+
+    #[test]
+    fn both_filters_let_the_same_events_through() {
+        for directives in [
+            "info",
+            "warn",
+            "off",
+            "trace",
+            "warn,defer_worker::worker=debug",
+            "defer_worker=trace",
+            "error,defer_worker::actions=info,sqlx=warn",
+            "DEBUG",
+        ] {
+            let (targets, _) = filter(Some(directives), Format::Text);
+            assert!(matches!(targets, Filter::Targets(_)), "{directives}");
+            let env = Filter::Env(Box::new(EnvFilter::new(directives)));
+            assert_eq!(passed(targets), passed(env), "{directives}");
+        }
+        // Not the same set for every filter: the comparison can tell them apart.
+        let (warn, _) = filter(Some("warn"), Format::Text);
+        let (debug, _) = filter(Some("warn,defer_worker::worker=debug"), Format::Text);
+        assert_eq!(passed(warn).len(), 2 * 3 * 2);
+        let debug = passed(debug);
+        assert!(debug.contains(&"defer_worker::worker::job DEBUG".to_owned()));
+        assert!(!debug.contains(&"defer_worker::actions INFO".to_owned()));
+        // The laravel format's job-start line, either way.
+        let (laravel, _) = filter(None, Format::Laravel);
+        assert!(matches!(laravel, Filter::Targets(_)));
+        assert!(passed(laravel).contains(&"defer_worker::worker::job DEBUG".to_owned()));
+    }
+
+    #[test]
+    fn a_filter_on_span_fields_keeps_env_filter() {
+        let (f, complaint) = filter(Some("info,[job{queue=emails}]=debug"), Format::Text);
+        assert!(matches!(f, Filter::Env(_)));
+        assert!(complaint.is_none());
+        // Its spans' fields do decide: a debug event in a span of the `emails` queue only.
+        let seen = passed(f);
+        assert!(seen.contains(&"sqlx::query DEBUG".to_owned()), "{seen:?}");
+        assert_eq!(seen.iter().filter(|l| l.ends_with(" DEBUG")).count(), 3);
     }
 
     #[test]

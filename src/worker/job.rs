@@ -115,9 +115,7 @@ impl Decider {
             },
         };
         info.attempt = attempt;
-        span.record("uuid", info.uuid.as_str());
-        span.record("name", info.name.as_str());
-        span.record("attempt", attempt);
+        record_job(span, info);
         let env = payload.envelope();
         let limits = Limits {
             max_tries: env.max_tries.unwrap_or(self.options.tries),
@@ -307,6 +305,26 @@ fn whole_secs(after: Duration) -> u64 {
     secs.max(1)
 }
 
+/// Records the job's uuid, name and attempt on its span in one go (one call into the subscriber, not
+/// one per field).
+fn record_job(span: &tracing::Span, info: &JobInfo) {
+    use tracing::field::Value;
+    let Some(fields) = span.metadata().map(|m| m.fields()) else {
+        return; // the span is disabled
+    };
+    let (Some(uuid), Some(name), Some(attempt)) = (
+        fields.field("uuid"),
+        fields.field("name"),
+        fields.field("attempt"),
+    ) else {
+        return;
+    };
+    span.record_all(&fields.value_set(&[
+        (&uuid, Some(&info.uuid.as_str() as &dyn Value)),
+        (&name, Some(&info.name.as_str() as &dyn Value)),
+        (&attempt, Some(&info.attempt as &dyn Value)),
+    ]));
+}
 fn invalid(reason: String) -> Outcome {
     Outcome::Fail {
         exception: PhpException::invalid_payload(reason),
