@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -299,7 +300,9 @@ fn done_counts(workers: &[WorkerProc]) -> HashMap<String, usize> {
 }
 
 /// Waits until every uuid of `sent` was done, then asserts each exactly once and nothing else.
-fn assert_each_done_once(workers: &[WorkerProc], sent: &[String]) {
+/// Every job of `sent` ran once, and no other job ran, but for at most `unknown` jobs pushed by a
+/// producer that died before it could say so.
+fn assert_each_done_once(workers: &[WorkerProc], sent: &[String], unknown: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let counts = done_counts(workers);
@@ -327,10 +330,10 @@ fn assert_each_done_once(workers: &[WorkerProc], sent: &[String]) {
     let twice: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "jobs ran more than once: {twice:?}");
     let sent_set: HashSet<&String> = sent.iter().collect();
-    assert_eq!(
-        counts.len(),
-        sent_set.len(),
-        "jobs ran that were never sent"
+    let others: Vec<&String> = counts.keys().filter(|u| !sent_set.contains(u)).collect();
+    assert!(
+        others.len() <= unknown,
+        "jobs ran that were never sent: {others:?}"
     );
     assert_eq!(
         sent_set.len(),
@@ -427,19 +430,25 @@ fn php_and_workers_share_tagged_queues_on_three_masters_through_a_failover() {
                 .envs(env)
                 .output()
                 .expect("php");
+            let printed = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect::<Vec<String>>();
+            // phpredis's cluster client has died of SIGSEGV when the failover landed in the middle
+            // of a push (seen once, under CI's load): a crash of PHP's, not what this test is about.
+            // The harness prints each uuid as soon as its push returns, so what it printed was sent;
+            // the push it died in may or may not have landed.
+            let crashed = out.status.signal().is_some();
             assert!(
-                out.status.success(),
+                out.status.success() || crashed,
                 "dispatch during failover: {}: {}{}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr),
                 String::from_utf8_lossy(&out.stdout)
             );
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect::<Vec<String>>()
+            (printed, crashed)
         })
     };
     assert_eq!(cli(replica, &["CLUSTER", "FAILOVER"]).trim(), "OK");
@@ -447,13 +456,20 @@ fn php_and_workers_share_tagged_queues_on_three_masters_through_a_failover() {
         cluster.owner_of(slot, old_master) == replica
             && cluster.owner_of(slot, cluster.ports[0]) == replica
     });
-    let during = producer.join().expect("producer");
-    assert_eq!(during.len(), 60);
+    let (during, crashed) = producer.join().expect("producer");
+    let unknown = usize::from(crashed);
+    if crashed {
+        // The pushes PHP did not get to, from a PHP process of its own, on the new master.
+        let rest = 60 - during.len();
+        sent.extend(w.dispatch("cache_warming", r#"{"vendor_id":8}"#, QUEUES[0], rest));
+    } else {
+        assert_eq!(during.len(), 60);
+    }
     sent.extend(during);
     // After the failover: the workers must find the slot on its new master.
     sent.extend(dispatch_all(&w, 20));
 
-    assert_each_done_once(&workers, &sent);
+    assert_each_done_once(&workers, &sent, unknown);
     assert_queues_empty(&cluster, &w);
     assert_eq!(
         cluster.owner_of(slot, cluster.ports[0]),
@@ -486,7 +502,7 @@ fn workers_follow_a_slot_migrated_under_them_and_refuse_untagged_queues() {
 
     let mut first = start_workers(&w, 2);
     let mut sent = dispatch_all(&w, 30);
-    assert_each_done_once(&first, &sent);
+    assert_each_done_once(&first, &sent, 0);
     stop(&mut first);
     // A steady cluster: no error and no warning, in particular no cross-slot BLPOP over the three
     // queues' notify keys (which would only degrade to polling, so count it here).
@@ -583,7 +599,7 @@ fn workers_follow_a_slot_migrated_under_them_and_refuse_untagged_queues() {
 
     first.extend(workers);
     let mut workers = first;
-    assert_each_done_once(&workers, &sent);
+    assert_each_done_once(&workers, &sent, 0);
     assert_queues_empty(&cluster, &w);
     assert_eq!(
         cli(source, &["CLUSTER", "COUNTKEYSINSLOT", &slot_s]).trim(),
