@@ -61,9 +61,10 @@ fn run(cli: &Cli, log: &logging::Handle) -> anyhow::Result<ExitCode> {
         return ops::decode::run(args, &settings);
     }
     let settings = ops::settings::load(cli.env_file.as_deref(), cli.config.as_deref())?;
+    // `check` (and `work --check`) run on the default runtime and report a bad `--threads` as a
+    // failed `options` check, with the rest; only `work` refuses it here, before its runtime starts.
     let threads = match &cli.command {
-        Command::Work(args) => ops::work::threads(args, settings.file())?,
-        Command::Check(args) => ops::work::threads(&args.work, settings.file())?,
+        Command::Work(args) if !args.check => ops::work::threads(args, settings.file())?,
         _ => runtime::DEFAULT_THREADS,
     };
     runtime::build(threads)

@@ -153,7 +153,14 @@ impl Stage {
 
     /// `check --json`: the exit code and the checks.
     async fn check(&self, extra: &[(&str, &str)]) -> (i32, Vec<Json>) {
-        let (code, stdout) = self.run(extra, &["check", "--json"]).await;
+        self.check_with(extra, &[]).await
+    }
+
+    /// `check --json` with more flags.
+    async fn check_with(&self, extra: &[(&str, &str)], flags: &[&str]) -> (i32, Vec<Json>) {
+        let mut args = vec!["check", "--json"];
+        args.extend_from_slice(flags);
+        let (code, stdout) = self.run(extra, &args).await;
         let doc: Json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
         assert_eq!(doc["ok"], code == 0, "{doc}");
         (code, doc["checks"].as_array().expect("checks").clone())
@@ -427,6 +434,19 @@ async fn a_wrong_app_key_fails_on_an_encrypted_job() {
         l["fix"].as_str().unwrap().contains("APP_PREVIOUS_KEYS"),
         "{l}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn threads_out_of_range_fail_the_options_check_naming_the_key() {
+    let s = Stage::new().await;
+    let (code, checks) = s.check_with(&[], &["--threads=0"]).await;
+    let l = only_failure(code, &checks, "options", "[worker]");
+    let detail = l["detail"].as_str().unwrap();
+    assert!(detail.contains("--threads (worker.threads) is 0"), "{l}");
+    // `work --check` reads the same options and reports the same, in text.
+    let (code, stdout) = s.run(&[], &["work", "--check", "--threads=0"]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains(detail), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
