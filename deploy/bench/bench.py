@@ -30,7 +30,8 @@ Then once:
 --soak SECONDS (not for CI) instead pushes jobs at a steady --rate for that long to one defer-worker
 (JSON log at info), from a process of its own about every millisecond, and every 30 s samples the
 worker's RSS and the p50/p99 pickup latency (its start - the time the push was sent) of the jobs it
-started in that window: a table, and target/soak.png when matplotlib is installed.
+started in that window: a table (with how many jobs each window holds; the last one runs on until
+every job pushed has started), and target/soak.png when matplotlib is installed.
 
 Only the standard library: Redis is spoken to with a minimal RESP client.
 """
@@ -510,10 +511,10 @@ def soak(args, env, storage, seed):
     pusher.start()
     next_sample = start + 30
     sent = started = 0
-    pushing = True
+    pushing, stopped_at, end = True, None, start + args.soak
     print(f"soak: {args.rate} jobs/s for {args.soak} s, concurrency {args.concurrency}")
-    print("| t, s | pushed | started | RSS, MB | pickup p50, ms | pickup p99, ms |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| t, s | pushed | started | in window | RSS, MB | pickup p50, ms | pickup p99, ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     while True:
         while pushing and receive.poll():
             msg = receive.recv()
@@ -537,18 +538,24 @@ def soak(args, env, storage, seed):
             end = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + float("0." + frac)
             pair(doc["uuid"], start_at=end - doc["ms"] / 1000.0)
         now = time.time()
-        last = not pushing
-        if now >= next_sample or last:
+        if not pushing and stopped_at is None:
+            stopped_at = now
+        # The last window is the one the pusher's end falls in, closed once every job pushed has been
+        # seen to start (or 30 s after the end): not a sliver of a few jobs after the last full window.
+        last = stopped_at is not None and (not pushed or now > stopped_at + 30)
+        if (now >= next_sample and next_sample < end) or last:
             started += len(window)
             lat = sorted(window)
             p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
-            rows.append((round(now - start), sent, started, vm_rss_mb(proc.pid), p(0.5), p(0.99)))
-            print("| {} | {} | {} | {:.1f} | {:.2f} | {:.2f} |".format(*rows[-1]), flush=True)
+            rows.append((round(now - start), sent, started, len(window), vm_rss_mb(proc.pid), p(0.5), p(0.99)))
+            print("| {} | {} | {} | {} | {:.1f} | {:.2f} | {:.2f} |".format(*rows[-1]), flush=True)
             window = []
             next_sample += 30
             if last:
                 break
         time.sleep(0.01)
+    if pushed:
+        print(f"soak: {len(pushed)} jobs pushed were not seen to start within 30 s of the end")
     pusher.join()
     proc.terminate()
     proc.wait(timeout=30)
@@ -575,10 +582,10 @@ def plot_soak(rows, path):
         return
     t = [row[0] for row in rows]
     fig, (a, b) = plt.subplots(2, 1, sharex=True, figsize=(7, 5))
-    a.plot(t, [row[3] for row in rows])
+    a.plot(t, [row[4] for row in rows])
     a.set_ylabel("RSS, MB")
-    b.plot(t, [row[4] for row in rows], label="p50")
-    b.plot(t, [row[5] for row in rows], label="p99")
+    b.plot(t, [row[5] for row in rows], label="p50")
+    b.plot(t, [row[6] for row in rows], label="p99")
     b.set_ylabel("pickup, ms")
     b.set_xlabel("s")
     b.legend()
@@ -633,9 +640,12 @@ def run(args, storage):
     rows = {(who, pair): [] for who in ("php", "ours") for pair in PAIRS}
     io_runs, limits = [], []
     for i in range(args.runs):
-        for pair in PAIRS:
-            if not args.skip_php:
+        # PHP's two drains, then ours back to back (their order alternating from run to run), so that
+        # logging's cost is read from two drains in the same machine state, not half a minute apart.
+        if not args.skip_php:
+            for pair in PAIRS:
                 rows[("php", pair)].append(drain(args, env, storage, seed, "php", pair))
+        for pair in PAIRS if i % 2 == 0 else PAIRS[::-1]:
             rows[("ours", pair)].append(drain(args, env, storage, seed, "ours", pair))
         limits.append(redis_limit(args, env, storage, seed))
         if args.io_jobs:
@@ -647,6 +657,8 @@ def run(args, storage):
                         + f"ours {ours['jobs_s']:.0f} jobs/s ({ours['cpu_ms_job']:.4f} ms CPU/job,"
                         f" RSS {ours['rss_mb']:.1f} MB)")
         quiet, limit = rows[("ours", "quiet")][-1], limits[-1]
+        logged = rows[("ours", "deployed")][-1]["jobs_s"] / quiet["jobs_s"] - 1
+        line.append(f"ours as deployed {100 * logged:+.0f}% against quiet")
         line.append(f"Redis-bound limit {limit['jobs_s']:.0f} jobs/s (Redis busy {100 * limit['redis_busy']:.0f}%),"
                     f" quiet drain at {100 * quiet['jobs_s'] / limit['jobs_s']:.0f}% of it"
                     f" (Redis busy {100 * quiet['redis_busy']:.0f}%)")
@@ -665,6 +677,9 @@ def run(args, storage):
     print(f"| Redis-bound limit (examples/redis_limit.rs: the worker's pop/migrate/delete only), jobs/s | "
           f"| {median(limits, 'jobs_s'):.0f} | quiet drain at {100 * min(shares):.0f}-{100 * max(shares):.0f}%"
           f" of it, run by run |")
+    costs = [d["jobs_s"] / q["jobs_s"] - 1 for d, q in zip(rows[("ours", "deployed")], quiet)]
+    print(f"| defer-worker as deployed against quiet (logging at the default level), jobs/s, run by run | | "
+          + ", ".join(f"{100 * c:+.0f}%" for c in costs) + f" | median {100 * statistics.median(costs):+.0f}% |")
     php_lat = f"{lat_php['p50_ms']:.1f} / {lat_php['p99_ms']:.1f}" if lat_php else "-"
     print(f"| pickup latency p50 / p99, ms | {php_lat} | {lat_ours['p50_ms']:.2f} / {lat_ours['p99_ms']:.2f} | |")
     if io_runs:
