@@ -52,6 +52,48 @@ fn php_dispatches_defer_worker_runs_every_job_once_and_leaves_no_key() {
 }
 
 #[test]
+fn an_empty_redis_prefix_means_no_prefix_as_in_laravel() {
+    // Laravel's `env('REDIS_PREFIX', default)` is the empty string for `REDIS_PREFIX=` and for
+    // `REDIS_PREFIX=(empty)`, not the default: PHP pushes to `queues:<name>`, and the worker must take
+    // them from there, not from `restrosaas_database_queues:<name>`.
+    let mut w = World::new(DbKind::Sqlite);
+    // Its keys are not under the world's prefix: a queue name of this test's own, deleted at the end.
+    let queue = format!("{}unprefixed", w.prefix);
+    let key = format!("queues:{queue}");
+    for value in ["", "(empty)"] {
+        w.extra = vec![("REDIS_PREFIX".into(), value.into())];
+        let sent = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, &queue, 3);
+        assert_eq!(
+            w.lrange(&key).len(),
+            3,
+            "PHP pushed to {key} with REDIS_PREFIX={value:?}"
+        );
+        let mut worker = w.worker(
+            &[
+                &format!("--queue={queue}"),
+                "--tries=1",
+                "--stop-when-empty",
+                "--no-fleet",
+            ],
+            ALL_LOG,
+        );
+        let status = worker.wait(Duration::from_secs(30));
+        let done: HashSet<String> = worker.uuids("done").into_iter().collect();
+        let mut c = w.redis();
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("*{queue}*"))
+            .query(&mut c)
+            .unwrap();
+        if !left.is_empty() {
+            let _: () = redis::cmd("DEL").arg(&left).query(&mut c).unwrap();
+        }
+        assert!(status.success(), "{}", worker.log_text());
+        assert_eq!(done, sent.into_iter().collect(), "REDIS_PREFIX={value:?}");
+        assert!(left.is_empty(), "REDIS_PREFIX={value:?}: {left:?} left");
+    }
+}
+
+#[test]
 fn whatsapp_queue_is_taken_before_default_whenever_a_slot_frees_up() {
     let w = World::new(DbKind::Sqlite);
     let low = w.dispatch("cache_warming", r#"{"vendor_id":1}"#, "default", 20);

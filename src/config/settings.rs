@@ -176,9 +176,15 @@ impl Settings {
         None
     }
 
-    /// What `config::env` returns: the value, with `null` and the empty string counted as unset.
+    /// What `config::env` returns: the value, with `null` and the empty string counted as unset, but
+    /// for the keys whose empty value the app's config uses as given ([`EMPTY_IS_A_VALUE`]).
     pub fn env(&self, key: &str) -> Option<String> {
-        self.get(key)?.value.filter(|v| !v.is_empty())
+        let value = self.get(key)?.value;
+        if EMPTY_IS_A_VALUE.contains(&key) {
+            value
+        } else {
+            value.filter(|v| !v.is_empty())
+        }
     }
 
     /// [`Settings::env`] as the lookup function the library's constructors take
@@ -224,6 +230,11 @@ fn read_dotenv(
     };
     Ok(Some(DotEnv::read(path, &|k| process.get(k).cloned())?))
 }
+
+/// Keys whose empty value (`REDIS_PREFIX=` or `REDIS_PREFIX=(empty)`) is a value, not "unset": Laravel's
+/// `env('REDIS_PREFIX', default)` gives the empty string then, not the default, so the app's keys have
+/// no prefix. For the other keys an empty value reads as unset (an empty password is no password).
+pub const EMPTY_IS_A_VALUE: &[&str] = &["REDIS_PREFIX", "CACHE_PREFIX"];
 
 /// Laravel's `Env::get` conversions of a raw value; `None` for `null`.
 pub fn laravel_env(raw: &str) -> Option<String> {
@@ -286,5 +297,24 @@ mod tests {
         assert_eq!(s.env("E").as_deref(), Some("true"));
         assert_eq!(s.get("F").unwrap().source, Source::Flag);
         assert!(s.get("MISSING").is_none());
+    }
+
+    #[test]
+    fn an_empty_prefix_is_the_empty_prefix_and_other_empty_values_are_unset() {
+        let dotenv = DotEnv::parse(
+            "REDIS_PREFIX=\nCACHE_PREFIX=(empty)\nREDIS_PASSWORD=\nMAIL_FROM_NAME=(empty)\n",
+            Path::new("/app/.env"),
+            &|_| None,
+        )
+        .unwrap();
+        let s = Settings::from_parts(HashMap::new(), Some(dotenv), &FileConfig::default());
+        assert_eq!(s.env("REDIS_PREFIX").as_deref(), Some(""));
+        assert_eq!(s.env("CACHE_PREFIX").as_deref(), Some(""));
+        assert_eq!(s.env("REDIS_PASSWORD"), None);
+        assert_eq!(s.env("MAIL_FROM_NAME"), None);
+        // `null` still unsets a prefix: Laravel's default applies.
+        let null = DotEnv::parse("REDIS_PREFIX=null\n", Path::new("/app/.env"), &|_| None).unwrap();
+        let s = Settings::from_parts(HashMap::new(), Some(null), &FileConfig::default());
+        assert_eq!(s.env("REDIS_PREFIX"), None);
     }
 }
