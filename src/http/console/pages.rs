@@ -198,15 +198,20 @@ pub async fn queues(ctx: &Ctx<'_>) -> Response<Full<Bytes>> {
     html(StatusCode::OK, "Queues", "/queues", &body)
 }
 
+/// The page for a queue action that does not exist (`/queues/{queue}/{action}`).
+fn no_such_action() -> Response<Full<Bytes>> {
+    html(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "/queues",
+        "<p>No such action.</p>",
+    )
+}
+
 /// `GET /queues/{queue}/{action}`: what the action will do, and the button that does it.
 pub async fn confirm_queue(ctx: &Ctx<'_>, queue: &str, action: &str) -> Response<Full<Bytes>> {
     let Some(action) = QueueAction::parse(action) else {
-        return html(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "/queues",
-            "<p>No such action.</p>",
-        );
+        return no_such_action();
     };
     let size = data::queues(ctx)
         .await
@@ -239,12 +244,7 @@ pub async fn confirm_queue(ctx: &Ctx<'_>, queue: &str, action: &str) -> Response
 /// `POST /queues/{queue}/{action}`: does it, back to the Queues page with the outcome.
 pub async fn queue_action(ctx: &Ctx<'_>, queue: &str, action: &str) -> Response<Full<Bytes>> {
     let Some(action) = QueueAction::parse(action) else {
-        return html(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "/queues",
-            "<p>No such action.</p>",
-        );
+        return no_such_action();
     };
     match actions::queue(ctx, queue, action).await {
         Ok(m) => redirect(&format!("/queues?msg={}", enc(&m))),
