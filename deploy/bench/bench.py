@@ -210,22 +210,24 @@ def clear(r, prefix, queue):
 
 
 def timed(cmd, env, cwd, out):
-    """Runs cmd under /usr/bin/time, its stdout and stderr to the file `out` (or /dev/null);
-    returns (wall s, cpu s, max RSS KB)."""
+    """Runs cmd under /usr/bin/time, its stdout and stderr to the file `out` (or /dev/null); returns
+    wall, user and system seconds, cpu (their sum), max RSS in KB and `preempted` (involuntary context
+    switches)."""
     fd, stats = tempfile.mkstemp(prefix="dw-bench-time-")
     os.close(fd)
     with open(out or os.devnull, "w") as sink:
-        p = subprocess.run(["/usr/bin/time", "-o", stats, "-f", "BENCH %e %U %S %M"] + cmd, env=env, cwd=cwd,
+        p = subprocess.run(["/usr/bin/time", "-o", stats, "-f", "BENCH %e %U %S %M %c"] + cmd, env=env, cwd=cwd,
                            stdout=sink, stderr=sink)
     if p.returncode != 0:
         tail = open(out).read()[-4000:] if out else ""
         sys.stderr.write(tail)
         raise SystemExit(f"benchmark command failed: {' '.join(cmd)}")
     with open(stats) as f:
-        m = re.search(r"BENCH ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", f.read())
+        m = re.search(r"BENCH ([\d.]+) ([\d.]+) ([\d.]+) (\d+) (\d+)", f.read())
     os.unlink(stats)
-    wall, user, sys_, rss = float(m[1]), float(m[2]), float(m[3]), int(m[4])
-    return wall, user + sys_, rss
+    user, sys_ = float(m[2]), float(m[3])
+    return {"wall": float(m[1]), "user": user, "sys": sys_, "cpu": user + sys_, "rss_kb": int(m[4]),
+            "preempted": int(m[5])}
 
 
 # The two pairs: (PHP's environment and console file, defer-worker's environment and stderr file).
@@ -278,13 +280,15 @@ def timed_drain(args, env, seed, who, cmd, penv, cwd, out):
     clear(r, prefix, "bench")
     fill(r, prefix, "bench", seed, args.jobs)
     cpu_before = r.cpu_seconds()
-    wall, cpu, rss = timed(cmd, penv, cwd, out)
+    t = timed(cmd, penv, cwd, out)
     redis_cpu = r.cpu_seconds() - cpu_before
     left = r.call("LLEN", prefix + "queues:bench") + r.call("ZCARD", prefix + "queues:bench:reserved")
     if left:
         raise SystemExit(f"{who} left {left} jobs")
-    return {"jobs_s": args.jobs / wall, "cpu_ms_job": cpu * 1000 / args.jobs, "rss_mb": rss / 1024, "wall": wall,
-            "redis_busy": redis_cpu / wall}
+    per_job = 1000 / args.jobs
+    return {"jobs_s": args.jobs / t["wall"], "cpu_ms_job": t["cpu"] * per_job, "user_ms_job": t["user"] * per_job,
+            "sys_ms_job": t["sys"] * per_job, "rss_mb": t["rss_kb"] / 1024, "wall": t["wall"],
+            "redis_busy": redis_cpu / t["wall"], "preempted": t["preempted"]}
 
 
 def latency(args, env, storage, seed, who):
@@ -398,14 +402,15 @@ def io_bound(args, env, storage):
         cmd = WRAP + [BIN, "--config", cfg, "work", "--queue=bench_io", "--tries=3", "--stop-when-empty",
                f"--concurrency={args.io_concurrency}"]
         try:
-            wall, cpu, rss = timed(cmd, wenv, storage, os.path.join(storage, "io.log"))
+            t = timed(cmd, wenv, storage, os.path.join(storage, "io.log"))
         finally:
             stub.terminate()
         sent = int(stub.communicate(timeout=10)[0].split()[-1])
         left = r.call("LLEN", prefix + "queues:bench_io") + r.call("ZCARD", prefix + "queues:bench_io:reserved")
         if left or sent != args.io_jobs:
             raise SystemExit(f"io: {left} jobs left, stub got {sent} of {args.io_jobs}")
-        return {"jobs_s": args.io_jobs / wall, "rss_mb": rss / 1024, "cpu_ms_job": cpu * 1000 / args.io_jobs}
+        return {"jobs_s": args.io_jobs / t["wall"], "rss_mb": t["rss_kb"] / 1024,
+                "cpu_ms_job": t["cpu"] * 1000 / args.io_jobs}
     finally:
         subprocess.run(["mysql", "-h127.0.0.1", "-uroot", "-e", f"DROP DATABASE IF EXISTS {db}"])
 
