@@ -20,7 +20,6 @@ import argparse
 import os
 import statistics
 import tempfile
-from types import SimpleNamespace
 
 import bench
 

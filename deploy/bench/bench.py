@@ -516,7 +516,7 @@ def soak(args, env, storage, seed):
     pusher.start()
     next_sample = start + 30
     sent = started = 0
-    pushing, stopped_at, end = True, None, start + args.soak
+    pushing, stopped_at, soak_end = True, None, start + args.soak
     print(f"soak: {args.rate} jobs/s for {args.soak} s, concurrency {args.concurrency}")
     print("| t, s | pushed | started | in window | RSS, MB | pickup p50, ms | pickup p99, ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -548,7 +548,7 @@ def soak(args, env, storage, seed):
         # The last window is the one the pusher's end falls in, closed once every job pushed has been
         # seen to start (or 30 s after the end): not a sliver of a few jobs after the last full window.
         last = stopped_at is not None and (not pushed or now > stopped_at + 30)
-        if (now >= next_sample and next_sample < end) or last:
+        if (now >= next_sample and next_sample < soak_end) or last:
             started += len(window)
             lat = sorted(window)
             p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
