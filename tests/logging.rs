@@ -87,6 +87,64 @@ fn on_an_error_exit_the_lines_logged_before_it_are_in_the_file_before_the_error(
     assert!(warning < error, "{text}");
 }
 
+/// Every line logged in a job shows the job's fields as a `job{…}` span would: under the usual filters
+/// (no span is made; the fields come from the job's task) and under a filter on the span's fields (a
+/// real span, by which the filter picks the jobs whose debug lines pass), in `text` and in `json`.
+#[test]
+fn every_line_of_a_job_shows_its_fields_and_a_filter_on_them_picks_the_jobs() {
+    let w = World::new(DbKind::Sqlite);
+    for (format, filter) in [
+        ("text", "debug"),
+        ("text", "info,[job{queue=spanpick}]=debug"),
+        ("json", "debug"),
+    ] {
+        let picked = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "spanpick", 2);
+        let other = w.dispatch("analytics_tracking", r#"{"order_id":1}"#, "spanother", 2);
+        let mut cmd = w.worker_command(
+            format,
+            &["--queue=spanpick,spanother", "--stop-when-empty"],
+            LOG_ALL,
+        );
+        cmd.env("DEFER_WORKER_LOG", filter);
+        let (status, text) = run_to_file(&w, &mut cmd);
+        assert!(status.success(), "{text}");
+        let jobs = picked.iter().map(|u| ("spanpick", u));
+        for (queue, uuid) in jobs.chain(other.iter().map(|u| ("spanother", u))) {
+            let debug_wanted = filter == "debug" || queue == "spanpick";
+            let ours: Vec<&str> = text.lines().filter(|l| l.contains(uuid.as_str())).collect();
+            let debug_lines = ours
+                .iter()
+                .filter(|l| l.contains("deferred job logged"))
+                .count();
+            assert_eq!(
+                debug_lines,
+                usize::from(debug_wanted),
+                "{filter} {queue}:\n{text}"
+            );
+            let done = ours
+                .iter()
+                .find(|l| l.contains("job done"))
+                .unwrap_or_else(|| panic!("{text}"));
+            if format == "text" {
+                let prefix = format!(
+                    r#"job{{queue={queue} connection=redis uuid="{uuid}" name="App\\Jobs\\DeferredJob" attempt=1 action="analytics_tracking"}}: "#
+                );
+                for line in &ours {
+                    assert!(line.contains(&prefix), "{filter}: {prefix}\n{line}");
+                }
+            } else {
+                let line: Json = serde_json::from_str(done).unwrap();
+                assert_eq!(
+                    line["span"],
+                    serde_json::json!({"queue": queue, "connection": "redis", "uuid": uuid,
+                        "name": "App\\Jobs\\DeferredJob", "attempt": 1, "action": "analytics_tracking"}),
+                    "{done}"
+                );
+            }
+        }
+    }
+}
+
 /// `Y-m-d\TH:i:s.uP`, as PHP's worker writes it.
 fn php_timestamp(line: &Json) -> chrono::DateTime<chrono::FixedOffset> {
     let ts = line["timestamp"].as_str().expect("timestamp");

@@ -19,6 +19,17 @@ pub(super) enum Val {
     Bool(bool),
 }
 
+/// A field's value as a line writes it: a [`Val`] borrowed, or a value that was never kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum ValRef<'a> {
+    Str(&'a str),
+    Shown(&'a str),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Bool(bool),
+}
+
 impl Val {
     pub(super) fn as_str(&self) -> Option<&str> {
         match self {
@@ -41,6 +52,18 @@ impl Val {
             Val::Int(i) => Some(i as f64),
             Val::Uint(u) => Some(u as f64),
             _ => None,
+        }
+    }
+
+    /// The value, borrowed, as the lines write it.
+    pub(super) fn view(&self) -> ValRef<'_> {
+        match self {
+            Val::Str(s) => ValRef::Str(s),
+            Val::Shown(s) => ValRef::Shown(s),
+            Val::Int(i) => ValRef::Int(*i),
+            Val::Uint(u) => ValRef::Uint(*u),
+            Val::Float(f) => ValRef::Float(*f),
+            Val::Bool(b) => ValRef::Bool(*b),
         }
     }
 

@@ -29,6 +29,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::clock::Stamp;
 use super::fields::Val;
+use super::job::{self, JobFields, Key};
 use crate::php::{json_encode, json_string, Unicode};
 
 /// Keys of the job lines; an ordinary event's field of the same name is written with a `_` suffix.
@@ -56,41 +57,6 @@ pub struct LaravelLayer<W> {
 impl<W> LaravelLayer<W> {
     pub fn new(writer: W) -> Self {
         LaravelLayer { writer }
-    }
-}
-
-/// What the `job` span knows, kept as values.
-#[derive(Debug, Default)]
-struct JobSpan {
-    uuid: String,
-    name: String,
-    queue: String,
-    connection: String,
-    attempt: i64,
-}
-
-impl Visit for JobSpan {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        let slot = match field.name() {
-            "uuid" => &mut self.uuid,
-            "name" => &mut self.name,
-            "queue" => &mut self.queue,
-            "connection" => &mut self.connection,
-            _ => return,
-        };
-        value.clone_into(slot);
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() == "attempt" {
-            self.attempt = value;
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // `queue = %name` arrives here, as a Display wrapper.
-        let text = format!("{value:?}");
-        self.record_str(field, &text);
     }
 }
 
@@ -189,15 +155,15 @@ fn job_status(outcome: &str) -> (&str, &'static str, &'static str) {
 }
 
 /// One job line, as `WorkCommand::writeOutputAsJson` writes it.
-fn job_line(out: &mut String, outcome: &str, fields: &Fields, span: Option<&JobSpan>) {
+fn job_line(out: &mut String, outcome: &str, fields: &Fields, job: Option<&JobFields>) {
     let (status, result, level) = job_status(outcome);
-    let from_span = |get: fn(&JobSpan) -> &str| span.map(get).unwrap_or("");
-    let uuid = fields.str("uuid").unwrap_or_else(|| from_span(|s| &s.uuid));
-    let name = fields.str("name").unwrap_or_else(|| from_span(|s| &s.name));
+    let from_job = |key| job.and_then(|j| j.get(key)).unwrap_or("");
+    let uuid = fields.str("uuid").unwrap_or_else(|| from_job(Key::Uuid));
+    let name = fields.str("name").unwrap_or_else(|| from_job(Key::Name));
     let attempts = fields
         .get("attempt")
         .and_then(Val::as_i64)
-        .or(span.map(|s| s.attempt))
+        .or(job.and_then(|j| j.attempt))
         .unwrap_or(0);
     // The worker writes `Class: message`; a PHP class name has no colon.
     let (exception, message) = match fields.str("exception") {
@@ -207,8 +173,8 @@ fn job_line(out: &mut String, outcome: &str, fields: &Fields, span: Option<&JobS
     put_str(out, "level", level);
     put_str(out, "id", fields.str("id").unwrap_or(""));
     put_str(out, "uuid", uuid);
-    put_str(out, "connection", from_span(|s| &s.connection));
-    put_str(out, "queue", from_span(|s| &s.queue));
+    put_str(out, "connection", from_job(Key::Connection));
+    put_str(out, "queue", from_job(Key::Queue));
     put_str(out, "job", name);
     put_str(out, "status", status);
     put_str(out, "result", result);
@@ -231,7 +197,7 @@ fn job_line(out: &mut String, outcome: &str, fields: &Fields, span: Option<&JobS
 }
 
 /// Any other event, in the same family of lines.
-fn other_line(out: &mut String, level: &Level, fields: &Fields, span: Option<&JobSpan>) {
+fn other_line(out: &mut String, level: &Level, fields: &Fields, job: Option<&JobFields>) {
     let level = match *level {
         Level::ERROR => "error",
         Level::WARN => "warning",
@@ -249,14 +215,25 @@ fn other_line(out: &mut String, level: &Level, fields: &Fields, span: Option<&Jo
         }
         write_val(value, out);
     }
-    if let Some(span) = span {
-        put_str(out, "uuid", &span.uuid);
-        put_str(out, "queue", &span.queue);
+    if let Some(job) = job {
+        put_str(out, "uuid", job.get(Key::Uuid).unwrap_or(""));
+        put_str(out, "queue", job.get(Key::Queue).unwrap_or(""));
     }
     key(out, "timestamp");
     out.push('"');
     timestamp(out);
     out.push_str("\"}\n");
+}
+
+/// The line of an event in `job`, if it has one (false for the action's end: the outcome line follows).
+fn line(out: &mut String, level: &Level, fields: &Fields, job: Option<&JobFields>) -> bool {
+    match (fields.str("outcome"), fields.str("action_run")) {
+        (Some(outcome), _) => job_line(out, outcome, fields, job),
+        (None, Some("start")) => job_line(out, "starting", fields, job),
+        (None, Some(_)) => return false,
+        (None, None) => other_line(out, level, fields, job),
+    }
+    true
 }
 
 impl<S, W> Layer<S> for LaravelLayer<W>
@@ -269,7 +246,7 @@ where
             return;
         }
         if let Some(span) = ctx.span(id) {
-            let mut job = JobSpan::default();
+            let mut job = JobFields::default();
             attrs.record(&mut job);
             span.extensions_mut().insert(job);
         }
@@ -277,7 +254,7 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
-            if let Some(job) = span.extensions_mut().get_mut::<JobSpan>() {
+            if let Some(job) = span.extensions_mut().get_mut::<JobFields>() {
                 values.record(job);
             }
         }
@@ -289,14 +266,14 @@ where
         let scope = ctx.event_scope(event);
         let job_span = scope.and_then(|mut s| s.find(|span| span.name() == "job"));
         let extensions = job_span.as_ref().map(|s| s.extensions());
-        let span = extensions.as_ref().and_then(|e| e.get::<JobSpan>());
         let mut out = String::with_capacity(320);
-        match (fields.str("outcome"), fields.str("action_run")) {
-            (Some(outcome), _) => job_line(&mut out, outcome, &fields, span),
-            (None, Some("start")) => job_line(&mut out, "starting", &fields, span),
-            // The action's end: the outcome line follows.
-            (None, Some(_)) => return,
-            (None, None) => other_line(&mut out, event.metadata().level(), &fields, span),
+        let level = event.metadata().level();
+        let written = match extensions.as_ref().and_then(|e| e.get::<JobFields>()) {
+            Some(job) => line(&mut out, level, &fields, Some(job)),
+            None => job::with_current(|job| line(&mut out, level, &fields, job)),
+        };
+        if !written {
+            return;
         }
         let _ = self.writer.make_writer().write_all(out.as_bytes());
     }
@@ -305,6 +282,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::job::tests::as_the_worker_does;
+    use crate::logging::job::JobScope;
 
     fn lines(f: impl FnOnce()) -> Vec<String> {
         crate::logging::capture::lines(LaravelLayer::new, f)
@@ -320,15 +299,40 @@ mod tests {
         )
     }
 
+    /// `f` run in a job whose uuid, name and attempt are known, as the worker runs it.
     fn in_job(f: impl FnOnce()) {
-        let span = tracing::info_span!("job", uuid = tracing::field::Empty, name = tracing::field::Empty,
-            action = tracing::field::Empty, attempt = tracing::field::Empty, queue = %"whatsapp",
-            connection = %"redis");
-        let _entered = span.enter();
-        span.record("uuid", "9f1c-uuid");
-        span.record("name", "App\\Jobs\\DeferredJob");
-        span.record("attempt", 2_i64);
-        f();
+        JobScope::untraced("whatsapp", "redis").run_sync(|| {
+            job::record_job("9f1c-uuid", "App\\Jobs\\DeferredJob", 2);
+            f();
+        });
+    }
+
+    #[test]
+    fn the_job_context_writes_the_lines_of_the_job_span() {
+        let events = |scope: JobScope| {
+            as_the_worker_does(scope, |step| {
+                tracing::info!(step, "a step");
+                if step == 2 {
+                    tracing::debug!(action_run = "start", id = "Ab12", "action started");
+                    tracing::info!(outcome = "done", ms = 1.5_f64, id = "Ab12", "job done");
+                }
+            })
+        };
+        let untraced = lines(|| events(JobScope::untraced("whatsapp", "redis")));
+        let traced = lines(|| events(JobScope::new("whatsapp", "redis")));
+        let untimed =
+            |l: &Vec<String>| -> Vec<String> { l.iter().map(|l| split_timestamp(l).0).collect() };
+        assert_eq!(untimed(&untraced), untimed(&traced));
+        assert_eq!(
+            untimed(&untraced),
+            [
+                r#"{"level":"info","message":"a step","step":0,"queue":"whatsapp"}"#,
+                r#"{"level":"info","message":"a step","step":1,"uuid":"9f1c-uuid","queue":"whatsapp"}"#,
+                r#"{"level":"info","message":"a step","step":2,"uuid":"9f1c-uuid","queue":"whatsapp"}"#,
+                r#"{"level":"info","id":"Ab12","uuid":"9f1c-uuid","connection":"redis","queue":"whatsapp","job":"App\\Jobs\\DeferredJob","status":"starting","attempts":2}"#,
+                r#"{"level":"info","id":"Ab12","uuid":"9f1c-uuid","connection":"redis","queue":"whatsapp","job":"App\\Jobs\\DeferredJob","status":"success","result":"deleted","attempts":2,"duration":0.0015}"#,
+            ]
+        );
     }
 
     #[test]

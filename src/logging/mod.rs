@@ -8,10 +8,11 @@
 //!   `text` coloured only when stderr is a terminal and `NO_COLOR` is not set (no-color.org), `json`
 //!   one object per line with the event's fields at the top and the job span's under `span`.
 //! - `laravel`: `--log-format laravel`, the lines of Laravel 11.27+'s `queue:work --json`.
+//! - `job`: the job a line is logged in, kept in a task-local rather than a span per job ([`JobScope`]).
 //! - `fields`: span fields kept as values until a line shows them; `clock`: the lines' timestamps.
 //!
 //! Per job at `info` the worker writes one outcome line (`outcome`, `uuid`, `name`, `action`,
-//! `attempt`, `ms`, the queue in the span).
+//! `attempt`, `ms`, the queue in the job's fields).
 //!
 //! This module only sets up logging: it must not read settings or the environment (`main` passes in
 //! `DEFER_WORKER_LOG` and whether colour is wanted).
@@ -20,6 +21,7 @@
 mod capture;
 mod clock;
 mod fields;
+mod job;
 mod laravel;
 mod lines;
 mod writer;
@@ -34,6 +36,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry};
 
+pub use job::{record_action, record_job, JobScope, SPAN_TARGET};
 pub use laravel::LaravelLayer;
 pub use lines::{LineLayer, Style};
 pub use writer::{non_blocking, DroppedNotice, Guard, Handle, NonBlocking, DEFAULT_CAPACITY};
@@ -96,10 +99,12 @@ pub fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
 /// The log filter, as one of tracing-subscriber's two.
 ///
 /// `Targets` when the directives only name targets and levels (`info`, `warn,defer_worker::worker=debug`,
-/// every filter the docs show): it decides once per callsite and does nothing per span. `EnvFilter` when
-/// a directive names a span or a field (`[job{queue=emails}]=debug`): it keeps state per span, looked up
-/// under a lock on every span's creation, entry, exit, record and close, several times per job. The same
-/// directives let the same events through either way (`both_filters_let_the_same_events_through`).
+/// every filter the docs show): it decides once per callsite and does nothing per span, and it switches
+/// the job span ([`SPAN_TARGET`]) off, since nothing it decides needs one. `EnvFilter` when a directive
+/// names a span or a field (`[job{queue=emails}]=debug`): it keeps state per span, looked up under a
+/// lock on every span's creation, entry, exit, record and close, several times per job, and the job span
+/// is made for it to decide by. The same directives let the same events through either way
+/// (`both_filters_let_the_same_events_through`).
 enum Filter {
     Targets(Box<Targets>),
     Env(Box<EnvFilter>),
@@ -151,6 +156,7 @@ fn filter(directives: Option<&str>, format: Format) -> (Filter, Option<String>) 
     let filter = match targets {
         Some(targets) => {
             let max = Layer::<Registry>::max_level_hint(&targets);
+            let targets = targets.with_target(SPAN_TARGET, LevelFilter::OFF);
             if job_start(max) {
                 Filter::Targets(Box::new(
                     targets.with_target(JOB_TARGET, LevelFilter::DEBUG),
@@ -255,13 +261,16 @@ mod tests {
     #[test]
     fn the_laravel_format_enables_the_job_start_line_unless_the_filter_is_below_info() {
         let (f, _) = filter(None, Format::Laravel);
-        assert_eq!(f.to_string(), format!("{JOB_TARGET}=debug,info"));
+        assert_eq!(
+            f.to_string(),
+            format!("{SPAN_TARGET}=off,{JOB_TARGET}=debug,info")
+        );
         let (f, _) = filter(Some("warn"), Format::Laravel);
-        assert_eq!(f.to_string(), "warn");
+        assert_eq!(f.to_string(), format!("{SPAN_TARGET}=off,warn"));
         let (f, _) = filter(Some("off"), Format::Laravel);
-        assert_eq!(f.to_string(), "off");
+        assert_eq!(f.to_string(), format!("{SPAN_TARGET}=off,off"));
         let (f, _) = filter(None, Format::Text);
-        assert_eq!(f.to_string(), "info");
+        assert_eq!(f.to_string(), format!("{SPAN_TARGET}=off,info"));
     }
 
     /// The events `filter` lets through, of events at three targets and five levels, each logged
@@ -346,10 +355,37 @@ mod tests {
         assert_eq!(seen.iter().filter(|l| l.ends_with(" DEBUG")).count(), 3);
     }
 
+    /// Whether the job span is made under `filter`.
+    fn job_span_made(filter: Filter) -> bool {
+        let subscriber = tracing_subscriber::registry().with(filter.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            !tracing::info_span!(target: SPAN_TARGET, "job", queue = "emails").is_disabled()
+        })
+    }
+
+    #[test]
+    fn the_job_span_is_made_only_for_a_filter_on_spans_or_fields() {
+        for directives in [
+            None,
+            Some("trace"),
+            Some("defer_worker=trace"),
+            Some("warn,defer_worker::worker=debug"),
+        ] {
+            for format in [Format::Text, Format::Laravel] {
+                let (f, _) = filter(directives, format);
+                assert!(!job_span_made(f), "{directives:?}");
+            }
+        }
+        let (f, _) = filter(Some("info,[job{queue=emails}]=debug"), Format::Text);
+        assert!(job_span_made(f));
+        // The same check sees a span that is made.
+        assert!(job_span_made(Filter::Env(Box::new(EnvFilter::new("info")))));
+    }
+
     #[test]
     fn an_unreadable_filter_names_the_variable_and_falls_back_to_info() {
         let (f, complaint) = filter(Some("info,[="), Format::Text);
-        assert_eq!(f.to_string(), "info");
+        assert_eq!(f.to_string(), format!("{SPAN_TARGET}=off,info"));
         let complaint = complaint.expect("a complaint");
         assert!(
             complaint.starts_with("DEFER_WORKER_LOG=\"info,[=\" is not a log filter"),

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::laravel::cache_store::CacheStore;
 use crate::laravel::queue::{DriverError, Queue, ReservedJob};
+use crate::logging::JobScope;
 use crate::metrics::Metrics;
 use crate::util::clock::unix_now;
 
@@ -384,42 +384,34 @@ impl Worker {
         let summary = Arc::clone(summary);
         let finished = Arc::clone(finished);
         let metrics = Arc::clone(&self.metrics);
-        let span = tracing::info_span!("job", uuid = tracing::field::Empty, name = tracing::field::Empty,
-            action = tracing::field::Empty, attempt = tracing::field::Empty, queue = %popped.queue,
-            connection = %self.decider.options.connection);
-        let job_span = span.clone();
-        tracker.spawn(
-            async move {
-                let started = Instant::now();
-                let in_flight = metrics.track_in_flight();
-                let mut info = JobInfo::default();
-                let retry_after = decider.options.retry_after_for(&popped.queue);
-                let lease = Lease::new(&settler.queue, &popped, retry_after, &metrics);
-                // Boxed, each only while it runs: the task itself stays small (~1.7 KB instead
-                // of ~10 KB for every job in flight) and is not copied around whole.
-                let (outcome, kept) = lease
-                    .hold(Box::pin(decider.decide(&popped, &mut info, &job_span)))
-                    .await;
-                let settled = match kept {
-                    Kept::Held => {
-                        Box::pin(settler.settle(&popped, &outcome, retry_after, &info)).await
-                    }
-                    Kept::Lost => Settled::LeaseLost,
-                };
-                drop(in_flight);
-                summary.count(settled);
-                let took = started.elapsed();
-                metrics.job_finished(&popped.queue, &info.action, settled.into(), took);
-                log_outcome(&outcome, settled, &info, took);
-                let rest = decider.options.rest;
-                if !rest.is_zero() {
-                    tokio::time::sleep(rest).await;
-                }
-                drop(permit);
-                finished.notify_one();
+        let scope = JobScope::new(&popped.queue, &self.decider.options.connection);
+        tracker.spawn(scope.run(async move {
+            let started = Instant::now();
+            let in_flight = metrics.track_in_flight();
+            let mut info = JobInfo::default();
+            let retry_after = decider.options.retry_after_for(&popped.queue);
+            let lease = Lease::new(&settler.queue, &popped, retry_after, &metrics);
+            // Boxed, each only while it runs: the task itself stays small (~1.7 KB instead
+            // of ~10 KB for every job in flight) and is not copied around whole.
+            let (outcome, kept) = lease
+                .hold(Box::pin(decider.decide(&popped, &mut info)))
+                .await;
+            let settled = match kept {
+                Kept::Held => Box::pin(settler.settle(&popped, &outcome, retry_after, &info)).await,
+                Kept::Lost => Settled::LeaseLost,
+            };
+            drop(in_flight);
+            summary.count(settled);
+            let took = started.elapsed();
+            metrics.job_finished(&popped.queue, &info.action, settled.into(), took);
+            log_outcome(&outcome, settled, &info, took);
+            let rest = decider.options.rest;
+            if !rest.is_zero() {
+                tokio::time::sleep(rest).await;
             }
-            .instrument(span),
-        );
+            drop(permit);
+            finished.notify_one();
+        }));
     }
 }
 

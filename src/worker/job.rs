@@ -25,6 +25,7 @@ use crate::laravel::encrypter::Encrypter;
 use crate::laravel::exception::PhpException;
 use crate::laravel::payload::Payload;
 use crate::laravel::queue::ReservedJob;
+use crate::logging;
 use crate::php;
 use crate::util::clock::unix_now;
 
@@ -80,13 +81,8 @@ pub struct Decider {
 
 impl Decider {
     /// Decides what to do with one popped job, running its action when it is ours; what it learns of
-    /// the job goes into `info` and is recorded on `span`, the job's span, before the action runs.
-    pub async fn decide(
-        &self,
-        popped: &ReservedJob,
-        info: &mut JobInfo,
-        span: &tracing::Span,
-    ) -> Outcome {
+    /// the job goes into `info` and is recorded as the job's fields in the log before the action runs.
+    pub async fn decide(&self, popped: &ReservedJob, info: &mut JobInfo) -> Outcome {
         let size = popped.original.len();
         if size > self.options.max_payload_bytes {
             return invalid(format!(
@@ -115,7 +111,7 @@ impl Decider {
             },
         };
         info.attempt = attempt;
-        record_job(span, info);
+        logging::record_job(&info.uuid, &info.name, info.attempt);
         let env = payload.envelope();
         let limits = Limits {
             max_tries: env.max_tries.unwrap_or(self.options.tries),
@@ -139,7 +135,7 @@ impl Decider {
             Err(e) => return invalid(e.to_string()),
         };
         info.action = job.action.clone();
-        span.record("action", info.action.as_str());
+        logging::record_action(&info.action);
         let kind = self.actions.handler(&job.action);
         if kind.is_forward() {
             return self.handoff(popped, "action configured as forward");
@@ -305,26 +301,6 @@ fn whole_secs(after: Duration) -> u64 {
     secs.max(1)
 }
 
-/// Records the job's uuid, name and attempt on its span in one go (one call into the subscriber, not
-/// one per field).
-fn record_job(span: &tracing::Span, info: &JobInfo) {
-    use tracing::field::Value;
-    let Some(fields) = span.metadata().map(|m| m.fields()) else {
-        return; // the span is disabled
-    };
-    let (Some(uuid), Some(name), Some(attempt)) = (
-        fields.field("uuid"),
-        fields.field("name"),
-        fields.field("attempt"),
-    ) else {
-        return;
-    };
-    span.record_all(&fields.value_set(&[
-        (&uuid, Some(&info.uuid.as_str() as &dyn Value)),
-        (&name, Some(&info.name.as_str() as &dyn Value)),
-        (&attempt, Some(&info.attempt as &dyn Value)),
-    ]));
-}
 fn invalid(reason: String) -> Outcome {
     Outcome::Fail {
         exception: PhpException::invalid_payload(reason),
@@ -393,17 +369,13 @@ mod tests {
     async fn a_job_that_never_gets_a_permit_within_its_timeout_is_handed_back_to_its_queue() {
         let d = decider(5, 0, 1 << 20).await;
         let held = d.permits.acquire("whatsapp_notification").await;
-        let outcome = d
-            .decide(&popped(), &mut JobInfo::default(), &tracing::Span::none())
-            .await;
+        let outcome = d.decide(&popped(), &mut JobInfo::default()).await;
         assert!(
             matches!(&outcome, Outcome::Handoff { to, .. } if to == "whatsapp"),
             "{outcome:?}"
         );
         drop(held);
-        let outcome = d
-            .decide(&popped(), &mut JobInfo::default(), &tracing::Span::none())
-            .await;
+        let outcome = d.decide(&popped(), &mut JobInfo::default()).await;
         assert!(matches!(outcome, Outcome::Done), "{outcome:?}");
     }
 
@@ -414,10 +386,7 @@ mod tests {
         let held = d.permits.acquire("whatsapp_notification").await;
         let job = tokio::spawn({
             let d = Arc::clone(&d);
-            async move {
-                d.decide(&popped(), &mut JobInfo::default(), &tracing::Span::none())
-                    .await
-            }
+            async move { d.decide(&popped(), &mut JobInfo::default()).await }
         });
         tokio::time::sleep(Duration::from_secs(3)).await;
         drop(held);
@@ -439,9 +408,7 @@ mod tests {
     async fn a_payload_over_max_payload_bytes_fails_unparsed() {
         let d = decider(5, 0, 100).await;
         let p = popped();
-        let outcome = d
-            .decide(&p, &mut JobInfo::default(), &tracing::Span::none())
-            .await;
+        let outcome = d.decide(&p, &mut JobInfo::default()).await;
         let Outcome::Fail { exception } = outcome else {
             panic!("{outcome:?}")
         };
