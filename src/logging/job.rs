@@ -17,6 +17,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 
+use futures::future::Either;
+
 use tracing::field::{Field, Visit};
 use tracing::instrument::Instrument as _;
 use tracing::level_filters::LevelFilter;
@@ -160,10 +162,14 @@ impl JobScope {
         }
     }
 
-    /// `job` run as this job: every line it logs shows the job's fields.
+    /// `job` run as this job: every line it logs shows the job's fields. With logging off it runs
+    /// as it is, with nothing around it.
     pub fn run<F: Future>(self, job: F) -> impl Future<Output = F::Output> {
+        if !self.current.kept && self.current.span.is_disabled() {
+            return Either::Right(job);
+        }
         let span = self.current.span.clone();
-        JOB.scope(self.current, job.instrument(span))
+        Either::Left(JOB.scope(self.current, job.instrument(span)))
     }
 
     /// A job without its span, as under the target-only filter.

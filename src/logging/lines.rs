@@ -290,24 +290,26 @@ fn plain(bytes: &[u8]) -> bool {
 fn quoted(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
+    let start = out.len();
     out.push(b'"');
     if plain(bytes) {
         out.extend_from_slice(bytes);
-    } else if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
-        for part in bytes.split_inclusive(|&b| b == b'"' || b == b'\\') {
-            match part.split_last() {
-                Some((&last, head)) if last == b'"' || last == b'\\' => {
-                    out.extend_from_slice(head);
-                    out.extend_from_slice(&[b'\\', last]);
-                }
-                _ => out.extend_from_slice(part),
+    } else {
+        // Printable ASCII with `"` or `\` (a class name): escaped here, in one pass.
+        let mut from = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'"' || b == b'\\' {
+                out.extend_from_slice(&bytes[from..i]);
+                out.push(b'\\');
+                from = i;
+            } else if !(0x20..0x7f).contains(&b) {
+                // Controls and non-ASCII: what `{:?}` escapes is a matter of Unicode tables; it says.
+                out.truncate(start);
+                let _ = write!(out, "{s:?}");
+                return;
             }
         }
-    } else {
-        // Controls and non-ASCII: what `{:?}` escapes is a matter of Unicode tables; it says.
-        out.pop();
-        let _ = write!(out, "{s:?}");
-        return;
+        out.extend_from_slice(&bytes[from..]);
     }
     out.push(b'"');
 }
