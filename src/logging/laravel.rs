@@ -13,8 +13,8 @@
 //! line with `status` is always a job line.
 //!
 //! It reads the job from the worker's events (`outcome` on the outcome line, `action_run = "start"`
-//! on the start line) and from the `job` span, whose fields it keeps as values, never re-formatted
-//! per event. It must not read settings: timestamps are UTC (`+00:00`), as the app's config/app.php
+//! on the start line) and from the job's fields (the task-local of `job`, or a real `job` span's,
+//! kept as values), never re-formatted per event. It must not read settings: timestamps are UTC (`+00:00`), as the app's config/app.php
 //! fixes its time zone (docs/restrosaas.md §1.1).
 
 use std::fmt::{self, Write as _};

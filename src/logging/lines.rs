@@ -7,12 +7,15 @@
 //!   Control characters in a message or a shown value are escaped, so one event is always one line
 //!   and a value cannot write escape codes to a terminal.
 //! - `json`: one object per line, `timestamp`, `level`, the event's fields at the top (`message`
-//!   first), `target`, and under `span` the innermost span's fields in the order they were recorded
+//!   first), `target`, and under `span` the innermost span's fields (the job's, when no other span is
+//!   open inside it) in the order they were recorded
 //!   (tracing-subscriber sorts them) and its name, as `name`, unless a field takes that key (the job
 //!   span's `name` is the job's class: tracing-subscriber wrote the key twice).
 //!
-//! Span fields are kept as values when they are recorded ([`SpanFields`]) and formatted only into the
-//! lines that show them; an event's fields are written straight into the line as they are visited.
+//! A line logged in a job shows the job's fields (`job`'s task-local) as the outermost span, `job{…}`,
+//! unless a real job span is there to show them. Span fields are kept as values when they are recorded
+//! ([`SpanFields`]) and formatted only into the lines that show them; an event's fields are written
+//! straight into the line as they are visited.
 //! Each line is built in a buffer of the thread's own and handed whole to the writer.
 
 use std::cell::RefCell;
