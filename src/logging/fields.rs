@@ -81,6 +81,11 @@ impl Val {
 pub(super) struct SpanFields(pub(super) Vec<(&'static str, Val)>);
 
 impl SpanFields {
+    /// The fields, borrowed, in order.
+    pub(super) fn each(&self) -> impl Iterator<Item = (&'static str, ValRef<'_>)> {
+        self.0.iter().map(|(name, value)| (*name, value.view()))
+    }
+
     /// Room for every field the span declares, so that recording them later does not grow the list.
     pub(super) fn for_span(meta: &tracing::Metadata<'_>) -> SpanFields {
         SpanFields(Vec::with_capacity(meta.fields().len()))

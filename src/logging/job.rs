@@ -29,8 +29,11 @@ use super::fields::ValRef;
 /// The job span's target: off unless the filter names spans or fields.
 pub const SPAN_TARGET: &str = "defer_worker::worker::job_span";
 
+/// The job span's name, which lines show (`job{…}:`) and filters match (`[job{queue=emails}]`).
+pub(super) const SPAN_NAME: &str = "job";
+
 /// The fields a job's lines show as text, in the order a span shows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Key {
     Queue,
     Connection,
@@ -54,7 +57,7 @@ impl Key {
 
 /// A job's fields, as its lines show them: the text ones end to end in one string (one allocation
 /// per job, not one per field), each found by its place.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default)]
 pub(super) struct JobFields {
     text: String,
     at: [Option<(u32, u32)>; 5],
@@ -138,7 +141,7 @@ pub struct JobScope {
 
 impl JobScope {
     pub fn new(queue: &str, connection: &str) -> JobScope {
-        let span = tracing::info_span!(target: SPAN_TARGET, "job", uuid = tracing::field::Empty,
+        let span = tracing::info_span!(target: SPAN_TARGET, SPAN_NAME, uuid = tracing::field::Empty,
             name = tracing::field::Empty, action = tracing::field::Empty,
             attempt = tracing::field::Empty, queue = %queue, connection = %connection);
         JobScope::with_span(queue, connection, span)
@@ -241,10 +244,10 @@ pub(super) fn with_current<R>(f: impl FnOnce(Option<&JobFields>) -> R) -> R {
         let fields = job.fields.try_borrow().ok()?;
         f.take().map(|f| f(Some(&fields)))
     });
-    match (shown, f) {
-        (Ok(Some(r)), _) => r,
-        (_, Some(f)) => f(None),
-        (_, None) => unreachable!("f returned a value when it was called"),
+    match shown {
+        Ok(Some(r)) => r,
+        // Not called above: every way out without a value leaves before `f.take()`.
+        _ => f.expect("f not called yet")(None),
     }
 }
 

@@ -14,8 +14,8 @@
 //!
 //! It reads the job from the worker's events (`outcome` on the outcome line, `action_run = "start"`
 //! on the start line) and from the job's fields (the task-local of `job`, or a real `job` span's,
-//! kept as values), never re-formatted per event. It must not read settings: timestamps are UTC (`+00:00`), as the app's config/app.php
-//! fixes its time zone (docs/restrosaas.md §1.1).
+//! kept as values), never re-formatted per event. It must not read settings: timestamps are UTC
+//! (`+00:00`), as the app's config/app.php fixes its time zone (docs/restrosaas.md §1.1).
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
@@ -29,7 +29,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::clock::Stamp;
 use super::fields::Val;
-use super::job::{self, JobFields, Key};
+use super::job::{self, JobFields, Key, SPAN_NAME};
 use crate::php::{json_encode, json_string, Unicode};
 
 /// Keys of the job lines; an ordinary event's field of the same name is written with a `_` suffix.
@@ -242,7 +242,7 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs.metadata().name() != "job" {
+        if attrs.metadata().name() != SPAN_NAME {
             return;
         }
         if let Some(span) = ctx.span(id) {
@@ -264,7 +264,7 @@ where
         let mut fields = Fields::default();
         event.record(&mut fields);
         let scope = ctx.event_scope(event);
-        let job_span = scope.and_then(|mut s| s.find(|span| span.name() == "job"));
+        let job_span = scope.and_then(|mut s| s.find(|span| span.name() == SPAN_NAME));
         let extensions = job_span.as_ref().map(|s| s.extensions());
         let mut out = String::with_capacity(320);
         let level = event.metadata().level();

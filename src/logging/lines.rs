@@ -32,6 +32,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::clock::Stamp;
 use super::fields::{SpanFields, ValRef};
+use super::job::SPAN_NAME;
 
 /// Which of the two shapes a [`LineLayer`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,20 +173,15 @@ fn text_line<S>(
     let mut spans = false;
     super::job::with_current(|job| {
         if let Some(job) = job {
-            text_span(out, "job", job.each(), paint);
+            text_span(out, SPAN_NAME, job.each(), paint);
             spans = true;
         }
     });
     if let Some(scope) = ctx.event_scope(event) {
         for span in scope.from_root() {
             let extensions = span.extensions();
-            let fields = extensions.get::<SpanFields>().map_or(&[][..], |f| &f.0[..]);
-            text_span(
-                out,
-                span.name(),
-                fields.iter().map(|(n, v)| (*n, v.view())),
-                paint,
-            );
+            let fields = extensions.get::<SpanFields>().into_iter();
+            text_span(out, span.name(), fields.flat_map(SpanFields::each), paint);
             spans = true;
         }
     }
@@ -426,12 +422,12 @@ where
     match ctx.event_span(event) {
         Some(span) => {
             let extensions = span.extensions();
-            let fields = extensions.get::<SpanFields>().map_or(&[][..], |f| &f.0[..]);
-            json_span(out, span.name(), fields.iter().map(|(n, v)| (*n, v.view())));
+            let fields = extensions.get::<SpanFields>().into_iter();
+            json_span(out, span.name(), fields.flat_map(SpanFields::each));
         }
         None => super::job::with_current(|job| {
             if let Some(job) = job {
-                json_span(out, "job", job.each());
+                json_span(out, SPAN_NAME, job.each());
             }
         }),
     }

@@ -6,7 +6,7 @@
 //!   counted and reported, everything written out at exit.
 //! - `lines`: `--log-format text` and `json`, tracing's two formats written by a layer of our own:
 //!   `text` coloured only when stderr is a terminal and `NO_COLOR` is not set (no-color.org), `json`
-//!   one object per line with the event's fields at the top and the job span's under `span`.
+//!   one object per line with the event's fields at the top and the job's under `span`.
 //! - `laravel`: `--log-format laravel`, the lines of Laravel 11.27+'s `queue:work --json`.
 //! - `job`: the job a line is logged in, kept in a task-local rather than a span per job ([`JobScope`]).
 //! - `fields`: span fields kept as values until a line shows them; `clock`: the lines' timestamps.
